@@ -1,0 +1,82 @@
+"""Vendor-specific DDL that Django's model layer cannot express portably.
+
+The relay's claim query relies on these indexes, and on PostgreSQL the statement-level
+trigger sends the wake-up NOTIFY. Both are part of the schema contract (docs/contract.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NOTIFY_CHANNEL = "conveyor_event"
+
+_INDEXES: dict[str, list[tuple[str, str]]] = {
+    # (create, drop) pairs per vendor.
+    "postgresql": [
+        (
+            "CREATE INDEX conveyor_event_claim_free_idx ON conveyor_event (id) "
+            "WHERE status = 0 AND key IS NULL",
+            "DROP INDEX IF EXISTS conveyor_event_claim_free_idx",
+        ),
+        (
+            "CREATE INDEX conveyor_event_claim_key_idx ON conveyor_event (key, id) "
+            "WHERE status = 0 AND key IS NOT NULL",
+            "DROP INDEX IF EXISTS conveyor_event_claim_key_idx",
+        ),
+    ],
+    "sqlite": [
+        (
+            "CREATE INDEX conveyor_event_claim_free_idx ON conveyor_event (id) "
+            "WHERE status = 0 AND key IS NULL",
+            "DROP INDEX IF EXISTS conveyor_event_claim_free_idx",
+        ),
+        (
+            "CREATE INDEX conveyor_event_claim_key_idx ON conveyor_event (key, id) "
+            "WHERE status = 0 AND key IS NOT NULL",
+            "DROP INDEX IF EXISTS conveyor_event_claim_key_idx",
+        ),
+    ],
+    # MySQL/MariaDB have no partial indexes: one composite index serves both claim paths.
+    "mysql": [
+        (
+            "CREATE INDEX conveyor_event_claim_idx ON conveyor_event (status, `key`, id)",
+            "DROP INDEX conveyor_event_claim_idx ON conveyor_event",
+        ),
+    ],
+}
+
+_NOTIFY_CREATE = f"""
+CREATE OR REPLACE FUNCTION conveyor_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{NOTIFY_CHANNEL}', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER conveyor_event_notify AFTER INSERT ON conveyor_event
+    FOR EACH STATEMENT EXECUTE FUNCTION conveyor_notify();
+"""
+
+_NOTIFY_DROP = """
+DROP TRIGGER IF EXISTS conveyor_event_notify ON conveyor_event;
+DROP FUNCTION IF EXISTS conveyor_notify();
+"""
+
+
+def create_claim_indexes(apps: Any, schema_editor: Any) -> None:
+    for create, _ in _INDEXES.get(schema_editor.connection.vendor, []):
+        schema_editor.execute(create)
+
+
+def drop_claim_indexes(apps: Any, schema_editor: Any) -> None:
+    for _, drop in _INDEXES.get(schema_editor.connection.vendor, []):
+        schema_editor.execute(drop)
+
+
+def create_notify_trigger(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(_NOTIFY_CREATE)
+
+
+def drop_notify_trigger(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(_NOTIFY_DROP)
