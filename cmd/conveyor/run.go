@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/conveyorhq/conveyor/relay"
+)
+
+func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("run", "Run the relay: claim committed events, publish them, settle them. Stops gracefully on\nSIGTERM or SIGINT, finishing or releasing in-flight events.", stderr)
+	file := fs.String("config", "", "YAML config file (default: the embedded SQLite + NATS setup)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := loadConfig(*file)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(c, stderr)
+	st, err := openStore(ctx, c, logger)
+	if err != nil {
+		return scrubbed(c, err)
+	}
+	defer st.Close()
+	if err := st.Check(ctx); err != nil {
+		return scrubbed(c, err)
+	}
+	sk, err := openSinks(ctx, c, logger)
+	if err != nil {
+		return scrubbed(c, err)
+	}
+	defer sk.Close(context.WithoutCancel(ctx))
+	r, err := relay.New(relayConfig(c), st, sk.byName, logger, nil)
+	if err != nil {
+		return err
+	}
+	if err := r.Run(ctx); err != nil {
+		return scrubbed(c, fmt.Errorf("relay: %w", err))
+	}
+	return nil
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the test suites against the services started by `scripts/services.sh up`.
+# Usage: scripts/test.sh [go] [python]   (default: both)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+eval "$(scripts/services.sh env)"
+export CONVEYOR_BIN="$root/bin/conveyor"
+export CONVEYOR_PYTHON="$root/.venv/bin/python"
+what=("$@")
+[[ ${#what[@]} -eq 0 ]] && what=(go python)
+for w in "${what[@]}"; do
+  case "$w" in
+    go)
+      echo "== go test -race ./..."
+      go test -race -count=1 -timeout 15m ./...
+      ;;
+    python)
+      echo "== pytest (sqlite, postgres, mysql)"
+      python/run_tests.sh
+      ;;
+    *) echo "unknown suite $w" >&2; exit 2 ;;
+  esac
+done
