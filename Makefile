@@ -13,10 +13,10 @@ GO_LDFLAGS := -s -w -X main.version=$(VERSION)
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.stamp: python/pyproject.toml python/constraints.txt example/requirements.txt
+$(VENV)/.stamp: python/pyproject.toml python/constraints.txt example/requirements.txt e2e/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c python/constraints.txt -e 'python[dev]' -r example/requirements.txt
+	$(PY) -m pip install --quiet -c python/constraints.txt -e 'python[dev]' -r example/requirements.txt -r e2e/requirements.txt
 	touch $@
 
 .PHONY: venv

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites against the services started by `scripts/services.sh up`.
-# Usage: scripts/test.sh [go] [python]   (default: both)
+# Usage: scripts/test.sh [go] [python] [e2e]   (default: all)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -8,7 +8,7 @@ eval "$(scripts/services.sh env)"
 export CONVEYOR_BIN="$root/bin/conveyor"
 export CONVEYOR_PYTHON="$root/.venv/bin/python"
 what=("$@")
-[[ ${#what[@]} -eq 0 ]] && what=(go python)
+[[ ${#what[@]} -eq 0 ]] && what=(go python e2e)
 for w in "${what[@]}"; do
   case "$w" in
     go)
@@ -18,6 +18,10 @@ for w in "${what[@]}"; do
     python)
       echo "== pytest (sqlite, postgres, mysql)"
       python/run_tests.sh
+      ;;
+    e2e)
+      echo "== end to end: Django publish -> bin/conveyor -> nats-server -> consumer"
+      (cd e2e && "$CONVEYOR_PYTHON" -m pytest -q)
       ;;
     *) echo "unknown suite $w" >&2; exit 2 ;;
   esac

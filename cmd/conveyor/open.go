@@ -71,7 +71,7 @@ func openSinks(ctx context.Context, c *config.Config, logger *slog.Logger) (*sin
 			s, err := natsjs.New(ctx, natsjs.Config{
 				URL: url, Name: "conveyor-relay " + c.Relay.ID,
 				User: n.User, Password: n.Password, Token: n.Token, CredsFile: n.CredsFile,
-				TLS:    natsjs.TLS{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
+				TLS:    natsjs.TLSConfig{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
 				Stream: n.Stream.Name, Subjects: n.Stream.Subjects, CreateStream: *n.Stream.Create,
 				MaxInFlight: n.MaxInFlight, AckTimeout: n.AckTimeout.D(),
 			}, logger.With("sink", name))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/conveyorhq/conveyor/relay"
 )
@@ -19,6 +20,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(c, stderr)
+	slog.SetDefault(logger)
 	st, err := openStore(ctx, c, logger)
 	if err != nil {
 		return scrubbed(c, err)

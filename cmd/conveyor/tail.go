@@ -22,7 +22,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	n := 0
-	return natsjs.Tail(ctx, natsjs.TailParams{URL: *url, Stream: *stream, Subject: *subject, Count: *count, Timeout: *timeout},
+	return natsjs.Tail(ctx, natsjs.TailParams{Config: natsjs.Config{URL: *url, Stream: *stream}, Subject: *subject, Count: *count, Timeout: *timeout},
 		func(m natsjs.Received) error {
 			n++
 			if *asJSON {
