@@ -12,9 +12,12 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Config is the whole relay configuration.
@@ -97,63 +100,23 @@ type Route struct {
 	Retry *Retry `yaml:"retry"`
 }
 
-// Sink is one broker connection; Type selects which block applies.
+// Sink is one broker connection: Type selects the sink package, whose registered config
+// block holds the rest of the keys (see sink.Register).
 type Sink struct {
-	// Type is the broker: nats.
-	Type string
-	NATS *NATS
+	Type   string
+	Config sink.Config
 }
 
-// NATS configures a NATS JetStream sink.
-type NATS struct {
-	// URL of the server. Default nats://127.0.0.1:4222.
-	URL string `yaml:"url"`
-	// User and Password authenticate; PasswordFile reads the password from a file.
-	User         string `yaml:"user"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-	// Token authenticates with a token; TokenFile reads it from a file.
-	Token     string `yaml:"token"`
-	TokenFile string `yaml:"token_file"`
-	// CredsFile is a NATS .creds file (JWT + NKey).
-	CredsFile string `yaml:"creds_file"`
-	TLS       TLS    `yaml:"tls"`
-	Stream    Stream `yaml:"stream"`
-	// Embedded runs a NATS server inside the relay; URL is then ignored.
-	Embedded Embedded `yaml:"embedded"`
-	// MaxInFlight bounds unacknowledged async publishes. Default 1024.
-	MaxInFlight int `yaml:"max_in_flight"`
-	// AckTimeout bounds the wait for a publish ack. Default 5s.
-	AckTimeout Duration `yaml:"ack_timeout"`
-}
-
-// TLS configures client TLS.
-type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
-
-// Stream names the JetStream stream that must capture the route subjects.
-type Stream struct {
-	// Name of the stream. Default CONVEYOR.
-	Name string `yaml:"name"`
-	// Subjects the stream captures when created. Default ["events.>"].
-	Subjects []string `yaml:"subjects"`
-	// Create creates the stream at startup when missing. Default false (true embedded).
-	Create *bool `yaml:"create"`
-}
-
-// Embedded configures the in-process NATS server.
-type Embedded struct {
-	Enabled bool `yaml:"enabled"`
-	// Host to bind. Default 127.0.0.1.
-	Host string `yaml:"host"`
-	// Port to bind. Default 4222.
-	Port int `yaml:"port"`
-	// StoreDir holds JetStream data. Default .conveyor/jetstream.
-	StoreDir string `yaml:"store_dir"`
+// MarshalYAML prints the block with its type first.
+func (s Sink) MarshalYAML() (any, error) {
+	var n yaml.Node
+	if err := n.Encode(s.Config); err != nil {
+		return nil, err
+	}
+	n.Content = append([]*yaml.Node{
+		{Kind: yaml.ScalarNode, Value: "type"}, {Kind: yaml.ScalarNode, Value: s.Type},
+	}, n.Content...)
+	return &n, nil
 }
 
 // Defaults.
@@ -162,17 +125,24 @@ const (
 	DefaultSinkName    = "default"
 )
 
-// Default is the zero-config setup used by `conveyor run` with no --config.
-func Default() *Config {
-	c := &Config{
-		Database: Database{URL: DefaultDatabaseURL},
-		Sinks: map[string]Sink{DefaultSinkName: {Type: "nats", NATS: &NATS{
-			Embedded: Embedded{Enabled: true},
-		}}},
-		Routes: []Route{{Name: "all", EventType: "*", Sink: DefaultSinkName, Destination: "events.{event_type}"}},
-	}
-	c.ApplyDefaults()
-	return c
+// DefaultYAML is the zero-config setup: Django's default SQLite file and an in-process
+// NATS JetStream server.
+const DefaultYAML = `
+database:
+  url: sqlite:///db.sqlite3
+sinks:
+  default:
+    type: nats
+    embedded: {enabled: true}
+    create_stream: true
+routes:
+  - {name: all, event_type: "*", sink: default, destination: "events.{event_type}"}
+`
+
+// Default is the zero-config setup used by ` + "`conveyor run`" + ` with no --config. It
+// needs the nats sink registered (import sink/all).
+func Default() (*Config, error) {
+	return Parse([]byte(DefaultYAML))
 }
 
 // Load reads, interpolates and validates a YAML file.
@@ -228,25 +198,30 @@ func Parse(b []byte) (*Config, error) {
 }
 
 func decodeSink(name string, node *yaml.Node) (Sink, error) {
-	var head struct {
-		Type string `yaml:"type"`
+	if node.Kind != yaml.MappingNode {
+		return Sink{}, fmt.Errorf("sinks.%s: expected a mapping with a type key", name)
 	}
-	_ = node.Decode(&head)
-	switch head.Type {
-	case "nats":
-		var n struct {
-			Type string `yaml:"type"`
-			NATS `yaml:",inline"`
+	typ := ""
+	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: node.Tag, Line: node.Line, Column: node.Column}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		if node.Content[i].Value == "type" {
+			typ = node.Content[i+1].Value
+			continue
 		}
-		if err := strictDecode(node, &n); err != nil {
-			return Sink{}, fmt.Errorf("sinks.%s: %w", name, err)
-		}
-		return Sink{Type: "nats", NATS: &n.NATS}, nil
-	case "":
-		return Sink{}, fmt.Errorf("sinks.%s.type: required (one of: nats)", name)
-	default:
-		return Sink{}, fmt.Errorf("sinks.%s.type: unknown sink type %q (supported: nats)", name, head.Type)
+		rest.Content = append(rest.Content, node.Content[i], node.Content[i+1])
 	}
+	supported := strings.Join(sink.Types(), ", ")
+	if typ == "" {
+		return Sink{}, fmt.Errorf("sinks.%s.type: required (one of: %s)", name, supported)
+	}
+	cfg, ok := sink.NewConfig(typ)
+	if !ok {
+		return Sink{}, fmt.Errorf("sinks.%s.type: unknown sink type %q (supported: %s)", name, typ, supported)
+	}
+	if err := strictDecode(rest, cfg); err != nil {
+		return Sink{}, fmt.Errorf("sinks.%s: %w", name, err)
+	}
+	return Sink{Type: typ, Config: cfg}, nil
 }
 
 // strictDecode decodes a node rejecting unknown keys.
@@ -316,18 +291,6 @@ func (c *Config) readSecretFiles() error {
 	if err := read("database.url", &c.Database.URL, c.Database.URLFile); err != nil {
 		return err
 	}
-	for name, s := range c.Sinks {
-		if s.NATS == nil {
-			continue
-		}
-		p := "sinks." + name
-		if err := read(p+".password", &s.NATS.Password, s.NATS.PasswordFile); err != nil {
-			return err
-		}
-		if err := read(p+".token", &s.NATS.Token, s.NATS.TokenFile); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -362,22 +325,7 @@ func (c *Config) ApplyDefaults() {
 		rt.Retry.fill(c.Retry)
 	}
 	for _, s := range c.Sinks {
-		if n := s.NATS; n != nil {
-			n.URL = cmp.Or(n.URL, "nats://127.0.0.1:4222")
-			n.Stream.Name = cmp.Or(n.Stream.Name, "CONVEYOR")
-			if len(n.Stream.Subjects) == 0 {
-				n.Stream.Subjects = []string{"events.>"}
-			}
-			if n.Stream.Create == nil {
-				create := n.Embedded.Enabled
-				n.Stream.Create = &create
-			}
-			n.Embedded.Host = cmp.Or(n.Embedded.Host, "127.0.0.1")
-			n.Embedded.Port = cmp.Or(n.Embedded.Port, 4222)
-			n.Embedded.StoreDir = cmp.Or(n.Embedded.StoreDir, ".conveyor/jetstream")
-			n.MaxInFlight = cmp.Or(n.MaxInFlight, 1024)
-			n.AckTimeout = cmp.Or(n.AckTimeout, Duration(5e9))
-		}
+		s.Config.Defaults()
 	}
 	c.Log.Level = cmp.Or(c.Log.Level, "info")
 	c.Log.Format = cmp.Or(c.Log.Format, "auto")
@@ -457,18 +405,9 @@ func (c *Config) Validate() error {
 		}
 		validateRetry(f+".retry", r.Retry)
 	}
-	for name, s := range c.Sinks {
-		if n := s.NATS; n != nil {
-			f := "sinks." + name
-			if !n.Embedded.Enabled && !strings.HasPrefix(n.URL, "nats://") && !strings.HasPrefix(n.URL, "tls://") {
-				bad(f+".url", "must start with nats:// or tls://, got %q", Redact(n.URL))
-			}
-			if n.Stream.Name == "" || strings.ContainsAny(n.Stream.Name, ".*> ") {
-				bad(f+".stream.name", "must be a plain name without . * > or spaces, got %q", n.Stream.Name)
-			}
-			if n.Embedded.Port < -1 || n.Embedded.Port > 65535 {
-				bad(f+".embedded.port", "out of range: %d", n.Embedded.Port)
-			}
+	for _, name := range sinkNames(c) {
+		if err := c.Sinks[name].Config.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("sinks.%s.%w", name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -479,6 +418,7 @@ func sinkNames(c *Config) []string {
 	for n := range c.Sinks {
 		names = append(names, n)
 	}
+	slices.Sort(names)
 	return names
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conveyorhq/conveyor/config"
+	_ "github.com/conveyorhq/conveyor/sink/all"
+	"github.com/conveyorhq/conveyor/sink/natsjs"
 )
 
 const minimal = `
@@ -18,6 +20,7 @@ sinks:
   main:
     type: nats
     url: ${CONVEYOR_CFG_TEST_NATS:-nats://127.0.0.1:4222}
+    user: relay
     password: hunter2-secret
 routes:
   - sink: main
@@ -29,14 +32,14 @@ func TestParseInterpolatesAndDefaults(t *testing.T) {
 	c, err := config.Parse([]byte(minimal))
 	require.NoError(t, err)
 	require.Equal(t, "postgres://conveyor:p@ss-from-env@db:5432/shop", c.Database.URL)
-	require.Equal(t, "nats://127.0.0.1:4222", c.Sinks["main"].NATS.URL)
+	require.Equal(t, "nats://127.0.0.1:4222", nats(c).URL)
 	require.Equal(t, 500, c.Relay.BatchSize)
 	require.Equal(t, 30*time.Second, c.Relay.Lease.D())
 	require.Equal(t, "route-0", c.Routes[0].Name)
 	require.Equal(t, "*", c.Routes[0].EventType)
 	require.Equal(t, 10, c.Routes[0].Retry.MaxAttempts)
 	require.True(t, *c.Database.Listen)
-	require.False(t, *c.Sinks["main"].NATS.Stream.Create)
+	require.False(t, nats(c).CreateStream)
 }
 
 func TestRedaction(t *testing.T) {
@@ -45,8 +48,8 @@ func TestRedaction(t *testing.T) {
 	require.NoError(t, err)
 	r := c.Redacted()
 	require.Equal(t, "postgres://conveyor:REDACTED@db:5432/shop", r.Database.URL)
-	require.Equal(t, "REDACTED", r.Sinks["main"].NATS.Password)
-	require.Equal(t, "hunter2-secret", c.Sinks["main"].NATS.Password, "the original is untouched")
+	require.Equal(t, "REDACTED", r.Sinks["main"].Config.(*natsjs.SinkConfig).Password)
+	require.Equal(t, "hunter2-secret", nats(c).Password, "the original is untouched")
 	require.ElementsMatch(t, []string{"db-secret-123", "hunter2-secret"}, c.Secrets())
 	require.Equal(t, "host=x password=REDACTED user=y", config.Redact("host=x password=abc user=y"))
 }
@@ -57,20 +60,20 @@ func TestSecretFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(pw, []byte("from-file\n"), 0o600))
 	c, err := config.Parse([]byte(`
 sinks:
-  main: {type: nats, password_file: ` + pw + `}
+  main: {type: nats, user: relay, password_file: ` + pw + `}
 routes:
   - {sink: main, destination: x}
 `))
 	require.NoError(t, err)
-	require.Equal(t, "from-file", c.Sinks["main"].NATS.Password)
+	require.Equal(t, "from-file", nats(c).Password)
 
 	_, err = config.Parse([]byte(`
 sinks:
-  main: {type: nats, password: a, password_file: ` + pw + `}
+  main: {type: nats, user: relay, password: a, password_file: ` + pw + `}
 routes:
   - {sink: main, destination: x}
 `))
-	require.ErrorContains(t, err, "sinks.main.password and sinks.main.password_file are both set")
+	require.ErrorContains(t, err, "sinks.main.password and password_file are both set")
 }
 
 func TestValidationNamesFields(t *testing.T) {
@@ -79,13 +82,13 @@ relay: {batch_size: 0, per_key: 5000, workers: 100, no_route: maybe}
 retry: {max_attempts: 0}
 log: {level: loud}
 sinks:
-  main: {type: nats, url: "http://x", stream: {name: "a.b"}}
+  main: {type: nats, url: "http://x", stream: "a.b"}
 routes:
   - {sink: main}
 `))
 	require.Error(t, err)
 	for _, want := range []string{"relay.per_key", "relay.workers", "relay.no_route", "log.level",
-		"sinks.main.url", "sinks.main.stream.name", "routes[0].destination"} {
+		"sinks.main.", "routes[0].destination"} {
 		require.ErrorContains(t, err, want)
 	}
 }
@@ -101,9 +104,13 @@ func TestDurations(t *testing.T) {
 }
 
 func TestDefaultIsEmbedded(t *testing.T) {
-	c := config.Default()
-	require.NoError(t, c.Validate())
+	c, err := config.Default()
+	require.NoError(t, err)
 	require.Equal(t, "sqlite:///db.sqlite3", c.Database.URL)
-	require.True(t, c.Sinks["default"].NATS.Embedded.Enabled)
-	require.True(t, *c.Sinks["default"].NATS.Stream.Create)
+	n := c.Sinks["default"].Config.(*natsjs.SinkConfig)
+	require.True(t, n.Embedded.Enabled)
+	require.True(t, n.CreateStream)
+	require.Equal(t, "CONVEYOR", n.Stream)
 }
+
+func nats(c *config.Config) *natsjs.SinkConfig { return c.Sinks["main"].Config.(*natsjs.SinkConfig) }

@@ -28,18 +28,7 @@ func (c *Config) Redacted() *Config {
 	out.Database.URL = Redact(c.Database.URL)
 	out.Sinks = make(map[string]Sink, len(c.Sinks))
 	for name, s := range c.Sinks {
-		if s.NATS != nil {
-			n := *s.NATS
-			n.URL = Redact(n.URL)
-			if n.Password != "" {
-				n.Password = Redacted
-			}
-			if n.Token != "" {
-				n.Token = Redacted
-			}
-			s.NATS = &n
-		}
-		out.Sinks[name] = s
+		out.Sinks[name] = Sink{Type: s.Type, Config: s.Config.Redacted()}
 	}
 	return &out
 }
@@ -47,24 +36,21 @@ func (c *Config) Redacted() *Config {
 // Secrets lists the secret values in c, for scrubbing logs and errors.
 func (c *Config) Secrets() []string {
 	var out []string
-	if u, err := url.Parse(c.Database.URL); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p)
-		}
+	if p := URLPassword(c.Database.URL); p != "" {
+		out = append(out, p)
 	}
 	for _, s := range c.Sinks {
-		if n := s.NATS; n != nil {
-			for _, v := range []string{n.Password, n.Token} {
-				if v != "" {
-					out = append(out, v)
-				}
-			}
-			if u, err := url.Parse(n.URL); err == nil && u.User != nil {
-				if p, ok := u.User.Password(); ok && p != "" {
-					out = append(out, p)
-				}
-			}
-		}
+		out = append(out, s.Config.Secrets()...)
 	}
 	return out
+}
+
+// URLPassword returns the password of a URL with credentials, or "".
+func URLPassword(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+	}
+	return ""
 }

@@ -124,7 +124,9 @@ sinks:
   main:
     type: nats
     url: {nats_url or nats_server.url}
-    stream: {{name: CONVEYOR, subjects: ["events.>"], create: true}}
+    stream: CONVEYOR
+    subjects: ["events.>"]
+    create_stream: true
 routes:
   - name: all
     sink: main

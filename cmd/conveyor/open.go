@@ -10,7 +10,7 @@ import (
 	"github.com/conveyorhq/conveyor/config"
 	"github.com/conveyorhq/conveyor/relay"
 	"github.com/conveyorhq/conveyor/sink"
-	"github.com/conveyorhq/conveyor/sink/natsjs"
+	_ "github.com/conveyorhq/conveyor/sink/all" // registers the sink types
 	"github.com/conveyorhq/conveyor/store"
 	"github.com/conveyorhq/conveyor/store/postgres"
 	"github.com/conveyorhq/conveyor/store/sqlite"
@@ -19,7 +19,7 @@ import (
 
 func loadConfig(file string) (*config.Config, error) {
 	if file == "" {
-		return config.Default(), nil
+		return config.Default()
 	}
 	return config.Load(file)
 }
@@ -36,54 +36,26 @@ func openStore(ctx context.Context, c *config.Config, logger *slog.Logger) (stor
 	return postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(c.Database.MaxConns), Logger: logger})
 }
 
-// sinks holds the open sinks and whatever must be stopped with them.
+// sinks holds the open sinks.
 type sinks struct {
-	byName   map[string]sink.Sink
-	embedded []*natsjs.Embedded
+	byName map[string]sink.Sink
 }
 
 func (s *sinks) Close(ctx context.Context) {
 	for _, sk := range s.byName {
 		_ = sk.Close(ctx)
 	}
-	for _, e := range s.embedded {
-		e.Shutdown()
-	}
 }
 
 func openSinks(ctx context.Context, c *config.Config, logger *slog.Logger) (*sinks, error) {
 	out := &sinks{byName: map[string]sink.Sink{}}
 	for name, sc := range c.Sinks {
-		switch sc.Type {
-		case "nats":
-			n := sc.NATS
-			url := n.URL
-			if n.Embedded.Enabled {
-				e, err := natsjs.StartEmbedded(ctx, natsjs.EmbeddedConfig{Host: n.Embedded.Host, Port: n.Embedded.Port, StoreDir: n.Embedded.StoreDir})
-				if err != nil {
-					out.Close(ctx)
-					return nil, fmt.Errorf("sinks.%s: start embedded NATS server: %w", name, err)
-				}
-				out.embedded = append(out.embedded, e)
-				url = e.ClientURL()
-				logger.Info("embedded NATS JetStream server started", "sink", name, "url", url, "store_dir", n.Embedded.StoreDir)
-			}
-			s, err := natsjs.New(ctx, natsjs.Config{
-				URL: url, Name: "conveyor-relay " + c.Relay.ID,
-				User: n.User, Password: n.Password, Token: n.Token, CredsFile: n.CredsFile,
-				TLS:    natsjs.TLSConfig{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, InsecureSkipVerify: n.TLS.InsecureSkipVerify},
-				Stream: n.Stream.Name, Subjects: n.Stream.Subjects, CreateStream: *n.Stream.Create,
-				MaxInFlight: n.MaxInFlight, AckTimeout: n.AckTimeout.D(),
-			}, logger.With("sink", name))
-			if err != nil {
-				out.Close(ctx)
-				return nil, fmt.Errorf("sinks.%s: %w", name, err)
-			}
-			out.byName[name] = s
-		default:
+		s, err := sc.Config.Open(ctx, logger.With("sink", name))
+		if err != nil {
 			out.Close(ctx)
-			return nil, fmt.Errorf("sinks.%s: unsupported type %q", name, sc.Type)
+			return nil, fmt.Errorf("sinks.%s: %w", name, err)
 		}
+		out.byName[name] = s
 	}
 	return out, nil
 }

@@ -1,0 +1,7 @@
+// Package all registers every sink type with the config loader. Import it for its side
+// effect: `import _ "github.com/conveyorhq/conveyor/sink/all"`.
+package all
+
+import (
+	_ "github.com/conveyorhq/conveyor/sink/natsjs" // type: nats
+)
