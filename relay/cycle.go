@@ -219,10 +219,30 @@ func (r *Relay) publishWave(ctx context.Context, wave []*item) {
 
 func (r *Relay) publishToSink(ctx context.Context, name string, br *Breaker, its []*item) {
 	msgs := make([]*sink.Message, len(its))
+	ends := make([]func(error), len(its))
 	for i, it := range its {
-		msgs[i] = &sink.Message{Event: &it.c.Event, Destination: it.dest, Route: it.route.Name}
+		ev := &it.c.Event
+		if r.tracer != nil {
+			var headers map[string]string
+			headers, ends[i] = r.tracer.StartPublish(ev, it.route.Name, name, it.dest)
+			if headers != nil {
+				cp := *ev
+				cp.Headers = headers
+				ev = &cp
+			}
+		}
+		msgs[i] = &sink.Message{Event: ev, Destination: it.dest, Route: it.route.Name}
 	}
 	errs := r.sinks[name].Publish(ctx, msgs)
+	for i, end := range ends {
+		if end != nil {
+			var err error
+			if i < len(errs) {
+				err = errs[i]
+			}
+			end(err)
+		}
+	}
 	var outage, delivered bool
 	for i, it := range its {
 		var err error

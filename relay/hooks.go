@@ -3,6 +3,8 @@ package relay
 import (
 	"time"
 
+	"github.com/conveyorhq/conveyor"
+
 	"github.com/conveyorhq/conveyor/sink"
 )
 
@@ -23,6 +25,16 @@ type Hooks interface {
 	OnLeaseLost(n int)
 	// OnBreaker reports a circuit state change.
 	OnBreaker(sinkName string, state BreakerState)
+}
+
+// Tracer starts a span for each publish. The relay never imports OpenTelemetry; the
+// telemetry package implements this.
+type Tracer interface {
+	// StartPublish starts the publish span of one event, as a child of the trace context
+	// captured in ev.Headers (traceparent). It returns the headers to send instead of the
+	// captured ones (the new span's traceparent, so consumers continue the trace) and a
+	// function to end the span with the publish result.
+	StartPublish(ev *conveyor.Event, route, sinkName, destination string) (headers map[string]string, end func(error))
 }
 
 // NopHooks ignores everything.

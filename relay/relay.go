@@ -51,12 +51,24 @@ type Relay struct {
 	breakers map[string]*Breaker
 	log      *slog.Logger
 	hooks    Hooks
+	tracer   Tracer
 	wake     chan struct{}
+}
+
+// Options are the optional collaborators of a relay.
+type Options struct {
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Hooks receive metrics events; default none.
+	Hooks Hooks
+	// Tracer starts a span per publish; default none.
+	Tracer Tracer
 }
 
 // New builds a relay. sinks maps the names routes use to open sinks; the relay does
 // not close them.
-func New(cfg Config, st store.Store, sinks map[string]sink.Sink, logger *slog.Logger, hooks Hooks) (*Relay, error) {
+func New(cfg Config, st store.Store, sinks map[string]sink.Sink, opts Options) (*Relay, error) {
+	logger, hooks := opts.Logger, opts.Hooks
 	cfg.BatchSize = cmp.Or(cfg.BatchSize, 500)
 	cfg.PerKey = cmp.Or(cfg.PerKey, 20)
 	cfg.Lease = cmp.Or(cfg.Lease, 30*time.Second)
@@ -75,7 +87,7 @@ func New(cfg Config, st store.Store, sinks map[string]sink.Sink, logger *slog.Lo
 		hooks = NopHooks{}
 	}
 	r := &Relay{cfg: cfg, store: st, sinks: sinks, breakers: map[string]*Breaker{},
-		log: logger.With("relay_id", cfg.ID), hooks: hooks, wake: make(chan struct{}, cfg.Workers)}
+		log: logger.With("relay_id", cfg.ID), hooks: hooks, tracer: opts.Tracer, wake: make(chan struct{}, cfg.Workers)}
 	for i := range r.cfg.Routes {
 		rt := &r.cfg.Routes[i]
 		if _, ok := sinks[rt.Sink]; !ok {

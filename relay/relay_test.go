@@ -98,7 +98,7 @@ func setup(t *testing.T) *bundle {
 }
 
 func (b *bundle) relay() *relay.Relay {
-	r, err := relay.New(b.cfg, b.st, map[string]sink.Sink{"main": b.sink}, slog.New(slog.DiscardHandler), nil)
+	r, err := relay.New(b.cfg, b.st, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(b.t, err)
 	return r
 }

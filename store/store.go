@@ -30,6 +30,9 @@ type Store interface {
 	Check(ctx context.Context) error
 	// Stats returns counts by status and the age of the oldest pending event.
 	Stats(ctx context.Context) (*Stats, error)
+	// Backlog is the cheap, bounded summary metrics poll on a timer: pending events by
+	// event type (at most BacklogScanLimit rows are counted) and the oldest one's age.
+	Backlog(ctx context.Context) (*Backlog, error)
 	// SupportsListenNotify reports whether Listen can deliver commit wake-ups.
 	SupportsListenNotify() bool
 	// Listen delivers a value shortly after a transaction that inserted events commits.
@@ -101,4 +104,18 @@ type Stats struct {
 	InFlight int64
 	// OldestPending is the age of the oldest pending event; zero when none.
 	OldestPending time.Duration
+}
+
+// BacklogScanLimit bounds the pending rows a Backlog call counts, so a huge backlog
+// costs a bounded scan; Backlog.Truncated says when the count stopped there.
+const BacklogScanLimit = 100000
+
+// Backlog summarises pending events.
+type Backlog struct {
+	// ByType counts pending events per event_type.
+	ByType map[string]int64
+	// OldestByType is the age of the oldest pending event per event_type.
+	OldestByType map[string]time.Duration
+	// Truncated is true when more than BacklogScanLimit events are pending.
+	Truncated bool
 }

@@ -214,6 +214,36 @@ SELECT count(*) FILTER (WHERE status = 0),
 	return &st, nil
 }
 
+// Backlog implements store.Store. The inner LIMIT bounds the scan of the partial
+// indexes; the ages come from the same rows.
+func (s *Store) Backlog(ctx context.Context) (*store.Backlog, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT event_type, count(*), extract(epoch FROM now() - min(created_at))::float8
+  FROM (SELECT event_type, created_at FROM conveyor_event WHERE status = 0 LIMIT $1) p
+ GROUP BY event_type`, store.BacklogScanLimit+1)
+	if err != nil {
+		return nil, fmt.Errorf("conveyor: backlog: %w", err)
+	}
+	defer rows.Close()
+	b := &store.Backlog{ByType: map[string]int64{}, OldestByType: map[string]time.Duration{}}
+	var total int64
+	for rows.Next() {
+		var typ string
+		var n int64
+		var age float64
+		if err := rows.Scan(&typ, &n, &age); err != nil {
+			return nil, fmt.Errorf("conveyor: backlog: %w", err)
+		}
+		b.ByType[typ], b.OldestByType[typ] = n, time.Duration(age*float64(time.Second))
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conveyor: backlog: %w", err)
+	}
+	b.Truncated = total > store.BacklogScanLimit
+	return b, nil
+}
+
 // Listen delivers a wake-up for every NOTIFY on NotifyChannel, and one after each
 // (re)connect so a notification missed while disconnected costs nothing.
 func (s *Store) Listen(ctx context.Context) (<-chan struct{}, error) {

@@ -369,3 +369,32 @@ SELECT coalesce(sum(status = 0), 0), coalesce(sum(status = 1), 0), coalesce(sum(
 	}
 	return &st, nil
 }
+
+// Backlog implements store.Store.
+func (s *Store) Backlog(ctx context.Context) (*store.Backlog, error) {
+	rows, err := s.db.QueryContext(ctx, `
+SELECT event_type, count(*), (julianday('now') - julianday(min(created_at))) * 86400.0
+  FROM (SELECT event_type, created_at FROM conveyor_event WHERE status = 0 LIMIT ?)
+ GROUP BY event_type`, store.BacklogScanLimit+1)
+	if err != nil {
+		return nil, fmt.Errorf("conveyor: backlog: %w", err)
+	}
+	defer rows.Close()
+	b := &store.Backlog{ByType: map[string]int64{}, OldestByType: map[string]time.Duration{}}
+	var total int64
+	for rows.Next() {
+		var typ string
+		var n int64
+		var age float64
+		if err := rows.Scan(&typ, &n, &age); err != nil {
+			return nil, fmt.Errorf("conveyor: backlog: %w", err)
+		}
+		b.ByType[typ], b.OldestByType[typ] = n, time.Duration(age*float64(time.Second))
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conveyor: backlog: %w", err)
+	}
+	b.Truncated = total > store.BacklogScanLimit
+	return b, nil
+}

@@ -376,6 +376,19 @@ func Exercise(t *testing.T, h Harness) {
 		require.ErrorIs(t, b.s.Check(context.Background()), conveyor.ErrSchemaMissing)
 	})
 
+	t.Run("Backlog", func(t *testing.T) {
+		t.Parallel()
+		b := h.setup(t)
+		b.insert(&outbox.Event{Type: "a"}, &outbox.Event{Type: "a"}, &outbox.Event{Type: "b"})
+		got := b.claim("r1", 1, 1, time.Minute)
+		b.settle("r1", outcome(got[0], store.OutcomePublished))
+		bl, err := b.s.Backlog(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"a": 1, "b": 1}, bl.ByType)
+		require.False(t, bl.Truncated)
+		require.GreaterOrEqual(t, bl.OldestByType["a"], time.Duration(0))
+	})
+
 	t.Run("Stats", func(t *testing.T) {
 		t.Parallel()
 		b := h.setup(t)
