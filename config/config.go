@@ -22,12 +22,13 @@ import (
 
 // Config is the whole relay configuration.
 type Config struct {
-	Database Database        `yaml:"database"`
-	Relay    Relay           `yaml:"relay"`
-	Retry    Retry           `yaml:"retry"`
-	Sinks    map[string]Sink `yaml:"sinks"`
-	Routes   []Route         `yaml:"routes"`
-	Log      Log             `yaml:"log"`
+	Database  Database        `yaml:"database"`
+	Relay     Relay           `yaml:"relay"`
+	Retry     Retry           `yaml:"retry"`
+	Sinks     map[string]Sink `yaml:"sinks"`
+	Routes    []Route         `yaml:"routes"`
+	Log       Log             `yaml:"log"`
+	Telemetry Telemetry       `yaml:"telemetry"`
 }
 
 // Database says where the outbox table lives.
@@ -168,17 +169,18 @@ func Parse(b []byte) (*Config, error) {
 		return nil, err
 	}
 	var raw struct {
-		Database Database             `yaml:"database"`
-		Relay    Relay                `yaml:"relay"`
-		Retry    Retry                `yaml:"retry"`
-		Sinks    map[string]yaml.Node `yaml:"sinks"`
-		Routes   []Route              `yaml:"routes"`
-		Log      Log                  `yaml:"log"`
+		Database  Database             `yaml:"database"`
+		Relay     Relay                `yaml:"relay"`
+		Retry     Retry                `yaml:"retry"`
+		Sinks     map[string]yaml.Node `yaml:"sinks"`
+		Routes    []Route              `yaml:"routes"`
+		Log       Log                  `yaml:"log"`
+		Telemetry Telemetry            `yaml:"telemetry"`
 	}
 	if err := strictDecode(&root, &raw); err != nil {
 		return nil, err
 	}
-	c := &Config{Database: raw.Database, Relay: raw.Relay, Retry: raw.Retry, Routes: raw.Routes, Log: raw.Log,
+	c := &Config{Database: raw.Database, Relay: raw.Relay, Retry: raw.Retry, Routes: raw.Routes, Log: raw.Log, Telemetry: raw.Telemetry,
 		Sinks: map[string]Sink{}}
 	for name, node := range raw.Sinks {
 		s, err := decodeSink(name, &node)
@@ -327,6 +329,7 @@ func (c *Config) ApplyDefaults() {
 	for _, s := range c.Sinks {
 		s.Config.Defaults()
 	}
+	c.Telemetry.defaults()
 	c.Log.Level = cmp.Or(c.Log.Level, "info")
 	c.Log.Format = cmp.Or(c.Log.Format, "auto")
 }
@@ -380,6 +383,7 @@ func (c *Config) Validate() error {
 			bad(field, "need 0 < initial <= max, got initial=%s max=%s", r.Initial, r.Max)
 		}
 	}
+	c.Telemetry.validate(bad)
 	validateRetry("retry", &c.Retry)
 	if len(c.Sinks) == 0 {
 		bad("sinks", "at least one sink is required")
