@@ -56,7 +56,8 @@ type Relay struct {
 	PerKey int `yaml:"per_key"`
 	// Lease is how long a claim holds its rows. Default 30s.
 	Lease Duration `yaml:"lease"`
-	// PollInterval is the fallback poll period. Default 1s (250ms without LISTEN).
+	// PollInterval is the fallback poll period. Default 1s with LISTEN/NOTIFY, 250ms
+	// without (SQLite, or database.listen: false).
 	PollInterval Duration `yaml:"poll_interval"`
 	// Workers is the number of concurrent claim-publish-settle loops. Default 2.
 	Workers int `yaml:"workers"`
@@ -312,7 +313,6 @@ func (c *Config) ApplyDefaults() {
 	r.BatchSize = cmp.Or(r.BatchSize, 500)
 	r.PerKey = cmp.Or(r.PerKey, 20)
 	r.Lease = cmp.Or(r.Lease, Duration(30e9))
-	r.PollInterval = cmp.Or(r.PollInterval, Duration(1e9))
 	r.Workers = cmp.Or(r.Workers, 2)
 	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(15e9))
 	r.NoRoute = cmp.Or(r.NoRoute, "dead")

@@ -21,3 +21,4 @@ echo "== ruff"
 .venv/bin/ruff format --check python example
 echo "== mypy"
 (cd python && ../.venv/bin/mypy)
+(cd example && ../.venv/bin/mypy)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/conveyorhq/conveyor/config"
 	"github.com/conveyorhq/conveyor/relay"
@@ -60,10 +61,17 @@ func openSinks(ctx context.Context, c *config.Config, logger *slog.Logger) (*sin
 	return out, nil
 }
 
-func relayConfig(c *config.Config) relay.Config {
+func relayConfig(c *config.Config, st store.Store) relay.Config {
+	poll := c.Relay.PollInterval.D()
+	if poll == 0 {
+		poll = time.Second
+		if !*c.Database.Listen || !st.SupportsListenNotify() {
+			poll = 250 * time.Millisecond // nothing wakes the relay: poll more often
+		}
+	}
 	rc := relay.Config{
 		ID: c.Relay.ID, BatchSize: c.Relay.BatchSize, PerKey: c.Relay.PerKey, Lease: c.Relay.Lease.D(),
-		PollInterval: c.Relay.PollInterval.D(), Listen: *c.Database.Listen, Workers: c.Relay.Workers,
+		PollInterval: poll, Listen: *c.Database.Listen, Workers: c.Relay.Workers,
 		ShutdownTimeout: c.Relay.ShutdownTimeout.D(), NoRoute: c.Relay.NoRoute,
 		Retry: relay.RetryPolicy{Initial: c.Retry.Initial.D(), Max: c.Retry.Max.D(), MaxAttempts: c.Retry.MaxAttempts},
 	}

@@ -34,7 +34,7 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return scrubbed(c, err)
 	}
 	defer sk.Close(context.WithoutCancel(ctx))
-	r, err := relay.New(relayConfig(c), st, sk.byName, relay.Options{Logger: logger})
+	r, err := relay.New(relayConfig(c, st), st, sk.byName, relay.Options{Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Now

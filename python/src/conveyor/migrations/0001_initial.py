@@ -44,9 +44,13 @@ class Migration(migrations.Migration):
         migrations.RunPython(
             conveyor.schema_sql.create_claim_indexes,
             conveyor.schema_sql.drop_claim_indexes,
+            # DDL: MySQL cannot run it inside the transaction RunPython would open there.
+            atomic=False,
         ),
         migrations.RunPython(
             conveyor.schema_sql.create_notify_trigger,
             conveyor.schema_sql.drop_notify_trigger,
+            # DDL: MySQL cannot run it inside the transaction RunPython would open there.
+            atomic=False,
         ),
     ]
