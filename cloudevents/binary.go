@@ -35,6 +35,9 @@ func (b binding) reservedAttr(name string) bool {
 	if b.contentType != "" && lower == strings.ToLower(b.contentType) {
 		return true
 	}
+	if b.prefix != "" && (lower == ExtTraceParent || lower == ExtTraceState) {
+		return true
+	}
 	if !strings.HasPrefix(lower, strings.ToLower(b.prefix)) {
 		return false
 	}
@@ -60,10 +63,16 @@ func (b binding) render(a Attributes, extra map[string]string) map[string]string
 				continue
 			}
 		}
+		raw := v
 		if b.encode != nil {
 			v = b.encode(v)
 		}
 		h[b.prefix+name] = v
+		// Trace context also travels under its W3C names, so a consumer's ordinary
+		// OpenTelemetry propagator continues the trace without knowing CloudEvents.
+		if b.prefix != "" && (name == ExtTraceParent || name == ExtTraceState) {
+			h[name] = raw
+		}
 	}
 	for k, v := range extra {
 		if b.reservedAttr(k) {
