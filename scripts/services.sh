@@ -607,6 +607,24 @@ templates_status() {
 
 # =================================================================================
 
+# ---------------------------------------------------------------------------------
+# Plugins: each scripts/services.d/NAME.sh defines NAME_up, NAME_down, NAME_status and
+# NAME_env (export lines), and registers itself with PLUGIN_SERVICES+=(NAME). They can use
+# everything in lib.sh and the variables above.
+PLUGIN_SERVICES=()
+for _plugin in "$(dirname "${BASH_SOURCE[0]}")"/services.d/*.sh; do
+    [[ -e "$_plugin" ]] || continue
+    # shellcheck source=/dev/null
+    source "$_plugin"
+done
+ALL_SERVICES+=("${PLUGIN_SERVICES[@]}")
+
+is_plugin() {
+    local p
+    for p in "${PLUGIN_SERVICES[@]}"; do [[ "$p" == "$1" ]] && return 0; done
+    return 1
+}
+
 print_env() {
     # Single-quoted so that eval does not glob the '?' in the DSN.
     printf "export CONVEYOR_TEST_PG_DSN='%s'\n" "$PG_DSN"
@@ -614,6 +632,8 @@ print_env() {
     printf "export CONVEYOR_TEST_NATS_SERVER='%s'\n" "$NATS_BIN"
     printf "export CONVEYOR_TEST_PG_TEMPLATE='%s'\n" "$PG_TEMPLATE"
     printf "export CONVEYOR_TEST_SQLITE_TEMPLATE='%s'\n" "$SQLITE_TEMPLATE"
+    local p
+    for p in "${PLUGIN_SERVICES[@]}"; do "${p}_env"; done
 }
 
 usage() {
@@ -631,7 +651,10 @@ parse_services() {
         postgres | pg | postgresql) SERVICES+=(postgres) ;;
         mariadb | mysql) SERVICES+=(mariadb) ;;
         nats | nats-server) SERVICES+=(nats) ;;
-        *) die "unknown service '$s' (expected: postgres, mariadb, nats)" ;;
+        *)
+            is_plugin "$s" || die "unknown service '$s' (expected: postgres, mariadb, nats${PLUGIN_SERVICES[*]:+, ${PLUGIN_SERVICES[*]}})"
+            SERVICES+=("$s")
+            ;;
         esac
     done
 }
@@ -651,6 +674,7 @@ main() {
             postgres) pg_up ;;
             mariadb) my_up ;;
             nats) nats_up ;;
+            *) "${s}_up" ;;
             esac
         done
         log "up: ${SERVICES[*]} ready in $((SECONDS - t0))s (for the test env: eval \"\$(scripts/services.sh env)\")"
@@ -664,6 +688,7 @@ main() {
             postgres) pg_down ;;
             mariadb) my_down ;;
             nats) log "nats: no daemon to stop (tests run their own nats-server)" ;;
+            *) "${s}_down" ;;
             esac
         done
         ;;
@@ -685,6 +710,7 @@ main() {
         pg_status || rc=1
         my_status || rc=1
         nats_status || rc=1
+        for s in "${PLUGIN_SERVICES[@]}"; do "${s}_status" || rc=1; done
         templates_status
         return "$rc"
         ;;
