@@ -98,8 +98,22 @@ type Route struct {
 	// Destination is a template: {event_type}, {source}, {key}, {subject},
 	// {header.NAME}. Required.
 	Destination string `yaml:"destination"`
+	// Headers match event headers by glob: every listed header must match.
+	Headers map[string]string `yaml:"headers"`
 	// Retry overrides the global retry policy for this route.
 	Retry *Retry `yaml:"retry"`
+	// OnDead is skip (default: a dead event lets its key move on) or block (it holds its
+	// key until an operator retries or discards it).
+	OnDead string `yaml:"on_dead"`
+	// DeadLetter also publishes dead events to another destination, with the reason in
+	// the conveyor-dead-reason header.
+	DeadLetter *DeadLetter `yaml:"dead_letter"`
+}
+
+// DeadLetter names a sink and a destination template for dead events.
+type DeadLetter struct {
+	Sink        string `yaml:"sink"`
+	Destination string `yaml:"destination"`
 }
 
 // Sink is one broker connection: Type selects the sink package, whose registered config
@@ -321,6 +335,7 @@ func (c *Config) ApplyDefaults() {
 		rt := &c.Routes[i]
 		rt.Name = cmp.Or(rt.Name, fmt.Sprintf("route-%d", i))
 		rt.EventType = cmp.Or(rt.EventType, "*")
+		rt.OnDead = cmp.Or(rt.OnDead, "skip")
 		if rt.Retry == nil {
 			rt.Retry = &Retry{}
 		}
@@ -406,6 +421,24 @@ func (c *Config) Validate() error {
 		}
 		if _, err := path.Match(r.Source, ""); err != nil {
 			bad(f+".source", "bad glob %q", r.Source)
+		}
+		for h, g := range r.Headers {
+			if _, err := path.Match(g, ""); err != nil {
+				bad(f+".headers."+h, "bad glob %q", g)
+			}
+		}
+		if r.OnDead != "skip" && r.OnDead != "block" {
+			bad(f+".on_dead", "must be skip or block, got %q", r.OnDead)
+		}
+		if dl := r.DeadLetter; dl != nil {
+			if _, ok := c.Sinks[dl.Sink]; !ok {
+				bad(f+".dead_letter.sink", "unknown sink %q (defined: %s)", dl.Sink, strings.Join(sinkNames(c), ", "))
+			}
+			if dl.Destination == "" {
+				bad(f+".dead_letter.destination", "required, e.g. \"dead.{event_type}\"")
+			} else if err := CheckTemplate(dl.Destination); err != nil {
+				bad(f+".dead_letter.destination", "%v", err)
+			}
 		}
 		validateRetry(f+".retry", r.Retry)
 	}

@@ -67,6 +67,7 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 	items := r.prepare(claimed)
 	t1 := time.Now()
 	r.publishWaves(ctx, pubCtx, items)
+	r.publishDeadLetters(pubCtx, items)
 	tPub := time.Since(t1)
 
 	outcomes := make([]store.Outcome, len(items))
@@ -134,6 +135,7 @@ func (r *Relay) dead(it *item, msg string) {
 	name := ""
 	if it.route != nil {
 		name = it.route.Name
+		it.outcome.BlockKey = it.route.OnDead == "block" && it.c.Key != ""
 	}
 	r.hooks.OnDead(name)
 	r.log.Error("event dead-lettered", append(it.logAttrs(), "error", msg)...)
@@ -310,4 +312,38 @@ func firstErr(errs []error) slog.Value {
 		}
 	}
 	return slog.StringValue("")
+}
+
+// publishDeadLetters also sends this cycle's dead events to their route's dead-letter
+// destination. The row is dead in the table either way (the table is the record); a
+// failure here is logged and counted, not retried.
+func (r *Relay) publishDeadLetters(ctx context.Context, items []*item) {
+	bySink := map[string][]*sink.Message{}
+	for _, it := range items {
+		if it.outcome.Kind != store.OutcomeDead || it.route == nil || it.route.DeadLetter == nil {
+			continue
+		}
+		ev := it.c.Event
+		ev.Headers = make(map[string]string, len(it.c.Headers)+3)
+		for k, v := range it.c.Headers {
+			ev.Headers[k] = v
+		}
+		ev.Headers[HeaderDeadReason] = it.outcome.Error
+		ev.Headers[HeaderDeadAttempts] = fmt.Sprint(it.c.Attempts)
+		ev.Headers[HeaderDeadRoute] = it.route.Name
+		if ev.Data == nil {
+			ev.Data = []byte("null")
+		}
+		dl := it.route.DeadLetter
+		bySink[dl.Sink] = append(bySink[dl.Sink], &sink.Message{Event: &ev, Destination: Render(dl.Destination, &ev), Route: it.route.Name})
+	}
+	for name, msgs := range bySink {
+		errs := r.sinks[name].Publish(ctx, msgs)
+		for i, err := range errs {
+			if err != nil {
+				r.log.Error("dead-letter publish failed; the event stays dead in the table",
+					"event_id", msgs[i].Event.ID.String(), "sink", name, "destination", msgs[i].Destination, "err", err)
+			}
+		}
+	}
 }

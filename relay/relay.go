@@ -93,6 +93,18 @@ func New(cfg Config, st store.Store, sinks map[string]sink.Sink, opts Options) (
 		if _, ok := sinks[rt.Sink]; !ok {
 			return nil, fmt.Errorf("relay: route %s names unknown sink %q", rt.Name, rt.Sink)
 		}
+		if dl := rt.DeadLetter; dl != nil {
+			if _, ok := sinks[dl.Sink]; !ok {
+				return nil, fmt.Errorf("relay: route %s dead_letter names unknown sink %q", rt.Name, dl.Sink)
+			}
+		}
+		switch rt.OnDead {
+		case "":
+			rt.OnDead = "skip"
+		case "skip", "block":
+		default:
+			return nil, fmt.Errorf("relay: route %s: on_dead must be skip or block, got %q", rt.Name, rt.OnDead)
+		}
 		rt.Retry = fillRetry(rt.Retry)
 	}
 	for name := range sinks {

@@ -343,3 +343,62 @@ func TestRender(t *testing.T) {
 	ev := &conveyor.Event{Type: "order.placed", Source: "shop", Key: "c-1", Subject: "o-9", Headers: map[string]string{"tenant": "acme"}}
 	require.Equal(t, "acme.order.placed.c-1.o-9.shop", relay.Render("{header.tenant}.{event_type}.{key}.{subject}.{source}", ev))
 }
+
+func TestOnDeadBlockHoldsKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.cfg.Routes[0].OnDead = "block"
+	b.sink.fail = func(m *sink.Message) error {
+		if m.Event.Type == "bad" {
+			return sink.Permanent(errors.New("rejected"))
+		}
+		return nil
+	}
+	ids := b.insert(&outbox.Event{Type: "bad", Key: "k"}, &outbox.Event{Type: "good", Key: "k"}, &outbox.Event{Type: "good", Key: "other"})
+	b.drain(b.relay())
+	s, _, _ := b.status(ids[0])
+	require.Equal(t, conveyor.StatusDead, s)
+	s, attempts, _ := b.status(ids[1])
+	require.Equal(t, conveyor.StatusPending, s, "the key stays blocked behind its dead event")
+	require.Equal(t, 0, attempts)
+	s, _, _ = b.status(ids[2])
+	require.Equal(t, conveyor.StatusPublished, s, "other keys are not affected")
+}
+
+func TestDeadLetterDestination(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	dlq := &fakeSink{}
+	b.cfg.Routes[0].DeadLetter = &relay.DeadLetter{Sink: "dlq", Destination: "dead.{event_type}"}
+	b.sink.fail = func(*sink.Message) error { return sink.Permanent(errors.New("too large")) }
+	ids := b.insert(&outbox.Event{Type: "order.placed", Key: "k", Headers: map[string]string{"tenant": "acme"}})
+	r, err := relay.New(b.cfg, b.st, map[string]sink.Sink{"main": b.sink, "dlq": dlq}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	b.drain(r)
+	s, _, _ := b.status(ids[0])
+	require.Equal(t, conveyor.StatusDead, s)
+	got := dlq.delivered()
+	require.Len(t, got, 1)
+	require.Equal(t, "dead.order.placed", got[0].Destination)
+	require.Equal(t, ids[0], got[0].Event.ID, "the dead letter keeps the event id")
+	require.Contains(t, got[0].Event.Headers[relay.HeaderDeadReason], "too large")
+	require.Equal(t, "1", got[0].Event.Headers[relay.HeaderDeadAttempts])
+	require.Equal(t, "acme", got[0].Event.Headers["tenant"])
+}
+
+func TestRouteMatchesHeaders(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := &fakeSink{}
+	b.cfg.Routes = append([]relay.Route{{Name: "acme", EventType: "order.*", Headers: map[string]string{"tenant": "acme*"},
+		Sink: "other", Destination: "acme.{event_type}"}}, b.cfg.Routes...)
+	b.insert(&outbox.Event{Type: "order.placed", Headers: map[string]string{"tenant": "acme-eu"}},
+		&outbox.Event{Type: "order.placed", Headers: map[string]string{"tenant": "globex"}},
+		&outbox.Event{Type: "order.placed"})
+	r, err := relay.New(b.cfg, b.st, map[string]sink.Sink{"main": b.sink, "other": other}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	b.drain(r)
+	require.Len(t, other.delivered(), 1)
+	require.Equal(t, "acme.order.placed", other.delivered()[0].Destination)
+	require.Len(t, b.sink.delivered(), 2)
+}

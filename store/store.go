@@ -83,6 +83,9 @@ type Outcome struct {
 	Kind       OutcomeKind
 	Delay      time.Duration
 	Error      string
+	// BlockKey, for OutcomeDead, makes the dead event hold its key: later events of the
+	// key wait until an operator retries or discards it (on_dead: block).
+	BlockKey bool
 }
 
 // SettleParams are the arguments of Store.Settle.

@@ -76,9 +76,13 @@ func relayConfig(c *config.Config, st store.Store) relay.Config {
 		Retry: relay.RetryPolicy{Initial: c.Retry.Initial.D(), Max: c.Retry.Max.D(), MaxAttempts: c.Retry.MaxAttempts},
 	}
 	for _, r := range c.Routes {
-		rc.Routes = append(rc.Routes, relay.Route{Name: r.Name, EventType: r.EventType, Source: r.Source, Sink: r.Sink,
-			Destination: r.Destination,
-			Retry:       relay.RetryPolicy{Initial: r.Retry.Initial.D(), Max: r.Retry.Max.D(), MaxAttempts: r.Retry.MaxAttempts}})
+		rt := relay.Route{Name: r.Name, EventType: r.EventType, Source: r.Source, Headers: r.Headers, Sink: r.Sink,
+			Destination: r.Destination, OnDead: r.OnDead,
+			Retry: relay.RetryPolicy{Initial: r.Retry.Initial.D(), Max: r.Retry.Max.D(), MaxAttempts: r.Retry.MaxAttempts}}
+		if r.DeadLetter != nil {
+			rt.DeadLetter = &relay.DeadLetter{Sink: r.DeadLetter.Sink, Destination: r.DeadLetter.Destination}
+		}
+		rc.Routes = append(rc.Routes, rt)
 	}
 	return rc
 }

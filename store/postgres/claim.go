@@ -3,8 +3,10 @@ package postgres
 // claimSQL leases a batch in one statement.
 //
 //   - heads walks the distinct pending keys with a loose index scan over
-//     conveyor_event_claim_key_idx (key, id) WHERE status = 0: one index descent per key,
-//     so a hot key with a million pending rows costs one probe, not a million.
+//     conveyor_event_claim_key_idx (key, id) WHERE key IS NOT NULL AND (status = 0 OR
+//     blocks_key): one index descent per key, so a hot key with a million pending rows
+//     costs one probe, not a million. A dead event that blocks its key (on_dead: block)
+//     is a head too, and as it is not pending, its key is not claimable.
 //   - keyed locks the claimable heads (available, unleased or lease expired), oldest
 //     first, with SKIP LOCKED so concurrent relays take disjoint rows. FOR UPDATE re-checks
 //     the lease condition on the newest row version, so a head just leased by another
@@ -17,12 +19,12 @@ package postgres
 const claimSQL = `
 WITH RECURSIVE heads AS (
     (SELECT key, id FROM conveyor_event
-      WHERE status = 0 AND key IS NOT NULL
+      WHERE key IS NOT NULL AND (status = 0 OR blocks_key)
       ORDER BY key, id LIMIT 1)
     UNION ALL
     SELECT n.key, n.id FROM heads h CROSS JOIN LATERAL (
         SELECT key, id FROM conveyor_event
-         WHERE status = 0 AND key IS NOT NULL AND key > h.key
+         WHERE key IS NOT NULL AND (status = 0 OR blocks_key) AND key > h.key
          ORDER BY key, id LIMIT 1) n
 ),
 keyed AS (
@@ -77,10 +79,11 @@ UPDATE conveyor_event e
                            THEN now() + make_interval(secs => o.delay_ms / 1000.0)
                            ELSE e.available_at END,
        last_error = CASE WHEN o.err <> '' THEN o.err ELSE e.last_error END,
+       blocks_key = o.kind = 3 AND o.block,
        locked_by = NULL,
        locked_until = NULL
-  FROM unnest($2::uuid[], $3::bigint[], $4::int[], $5::bigint[], $6::text[])
-       AS o(id, token, kind, delay_ms, err)
+  FROM unnest($2::uuid[], $3::bigint[], $4::int[], $5::bigint[], $6::text[], $7::bool[])
+       AS o(id, token, kind, delay_ms, err, block)
  WHERE e.id = o.id
    AND e.status = 0
    AND e.locked_by = $1

@@ -144,11 +144,13 @@ func (s *Store) Settle(ctx context.Context, p *store.SettleParams) (*store.Settl
 	kinds := make([]int32, n)
 	delays := make([]int64, n)
 	errs := make([]string, n)
+	blocks := make([]bool, n)
 	for i, o := range p.Outcomes {
+		blocks[i] = o.BlockKey
 		ids[i], tokens[i], kinds[i] = o.ID, o.LeaseToken, int32(o.Kind)
 		delays[i], errs[i] = o.Delay.Milliseconds(), store.TruncateError(o.Error)
 	}
-	rows, err := s.pool.Query(ctx, settleSQL, p.RelayID, ids, tokens, kinds, delays, errs)
+	rows, err := s.pool.Query(ctx, settleSQL, p.RelayID, ids, tokens, kinds, delays, errs, blocks)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: settle: %w", err)
 	}

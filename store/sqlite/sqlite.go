@@ -104,8 +104,8 @@ const headsSQL = `
 SELECT id, key FROM (
     SELECT e.id, e.key FROM conveyor_event e
       JOIN (SELECT min(id) AS id FROM conveyor_event
-             WHERE status = 0 AND key IS NOT NULL GROUP BY key) h ON h.id = e.id
-     WHERE e.available_at <= ?1 AND (e.locked_until IS NULL OR e.locked_until < ?1)
+             WHERE key IS NOT NULL AND (status = 0 OR blocks_key) GROUP BY key) h ON h.id = e.id
+     WHERE e.status = 0 AND e.available_at <= ?1 AND (e.locked_until IS NULL OR e.locked_until < ?1)
     UNION ALL
     SELECT id, key FROM (
         SELECT id, key FROM conveyor_event
@@ -285,6 +285,7 @@ UPDATE conveyor_event
        attempts = CASE WHEN ?1 = 2 THEN max(attempts - 1, 0) ELSE attempts END,
        available_at = CASE WHEN ?1 IN (1, 2) THEN strftime('%Y-%m-%d %H:%M:%f', 'now', ?2) ELSE available_at END,
        last_error = CASE WHEN ?3 <> '' THEN ?3 ELSE last_error END,
+       blocks_key = (?1 = 3 AND ?7),
        locked_by = NULL, locked_until = NULL
  WHERE id = ?4 AND status = 0 AND locked_by = ?5 AND lease_token = ?6 AND locked_until > `+nowSQL+`
 RETURNING id`)
@@ -296,7 +297,7 @@ RETURNING id`)
 	for _, o := range p.Outcomes {
 		var got string
 		e := stmt.QueryRowContext(ctx, int(o.Kind), fmt.Sprintf("+%.3f seconds", o.Delay.Seconds()),
-			store.TruncateError(o.Error), HexID(o.ID), p.RelayID, o.LeaseToken).Scan(&got)
+			store.TruncateError(o.Error), HexID(o.ID), p.RelayID, o.LeaseToken, o.BlockKey).Scan(&got)
 		if errors.Is(e, sql.ErrNoRows) {
 			continue
 		}

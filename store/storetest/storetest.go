@@ -224,6 +224,32 @@ func Exercise(t *testing.T, h Harness) {
 		require.Equal(t, []uuid.UUID{a[1]}, ids(b.claim("r1", 10, 1, time.Minute)))
 	})
 
+	t.Run("DeadBlockingHoldsKeyUntilRetried", func(t *testing.T) {
+		t.Parallel()
+		b := h.setup(t)
+		a := b.keyed("A", 2)
+		other := b.keyed("B", 1)
+		got := b.claim("r1", 10, 1, time.Minute)
+		require.ElementsMatch(t, []uuid.UUID{a[0], other[0]}, ids(got))
+		var headA *store.Claimed
+		for _, c := range got {
+			if c.ID == a[0] {
+				headA = c
+			} else {
+				b.settle("r1", outcome(c, store.OutcomePublished))
+			}
+		}
+		o := outcome(headA, store.OutcomeDead)
+		o.Error, o.BlockKey = "rejected", true
+		b.settle("r1", o)
+		require.Equal(t, conveyor.StatusDead, b.state(a[0]).Status)
+		require.Empty(t, b.claim("r1", 10, 5, time.Minute), "a blocking dead event holds its key")
+		// The operator retries it: pending again, attempts reset, no longer blocking.
+		_, err := b.db.Exec(b.q(`UPDATE conveyor_event SET status = 0, attempts = 0, blocks_key = ? WHERE id = ?`), false, b.idArg(a[0]))
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{a[0], a[1]}, ids(b.claim("r1", 10, 5, time.Minute)), "order kept after the retry")
+	})
+
 	t.Run("FencingRefusesStaleSettle", func(t *testing.T) {
 		t.Parallel()
 		b := h.setup(t)

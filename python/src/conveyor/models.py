@@ -48,6 +48,9 @@ class Event(models.Model):
     locked_by = models.CharField(max_length=128, null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     lease_token = models.BigIntegerField(default=0, db_default=0)
+    # A dead event on a route with `on_dead: block` keeps holding its ordering key, so
+    # later events of the key wait until an operator retries or discards it.
+    blocks_key = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         db_table = "conveyor_event"

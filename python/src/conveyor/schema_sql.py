@@ -80,3 +80,36 @@ def create_notify_trigger(apps: Any, schema_editor: Any) -> None:
 def drop_notify_trigger(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(_NOTIFY_DROP)
+
+
+# 0002: a dead event can block its key (on_dead: block), so the key index also holds
+# blocking dead rows; the claim's head-of-key walk then stops at them.
+_KEY_INDEX_V2 = (
+    "CREATE INDEX conveyor_event_claim_key_idx ON conveyor_event (key, id) "
+    "WHERE key IS NOT NULL AND (status = 0 OR blocks_key)"
+)
+_KEY_INDEX_V1 = (
+    "CREATE INDEX conveyor_event_claim_key_idx ON conveyor_event (key, id) "
+    "WHERE status = 0 AND key IS NOT NULL"
+)
+
+
+_FREE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS conveyor_event_claim_free_idx ON conveyor_event (id) "
+    "WHERE status = 0 AND key IS NULL"
+)
+
+
+def key_index_v2(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor in ("postgresql", "sqlite"):
+        schema_editor.execute("DROP INDEX IF EXISTS conveyor_event_claim_key_idx")
+        schema_editor.execute(_KEY_INDEX_V2)
+        # SQLite rebuilds the table to add a NOT NULL column, which drops indexes
+        # Django does not know about: make sure the other claim index is back.
+        schema_editor.execute(_FREE_INDEX)
+
+
+def key_index_v1(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor in ("postgresql", "sqlite"):
+        schema_editor.execute("DROP INDEX IF EXISTS conveyor_event_claim_key_idx")
+        schema_editor.execute(_KEY_INDEX_V1)
