@@ -52,6 +52,10 @@ test-go: services build ## Go tests only
 test-python: services ## Python tests only
 	scripts/test.sh python
 
+.PHONY: soak
+soak: services build ## the long guarantees suite (50k events, 30 s broker outage, more kills)
+	CONVEYOR_SOAK=1 scripts/test.sh guarantees
+
 .PHONY: clean
 clean: ## remove build outputs (keeps services running)
 	rm -rf bin build .cache/template.sqlite3

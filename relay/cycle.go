@@ -75,9 +75,7 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 		outcomes[i] = it.outcome
 	}
 	t2 := time.Now()
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer scancel()
-	res, err := r.store.Settle(sctx, &store.SettleParams{RelayID: r.cfg.ID, Outcomes: outcomes})
+	res, err := r.settle(ctx, t0.Add(r.cfg.Lease), outcomes)
 	if err != nil {
 		return len(claimed), fmt.Errorf("settle %d events (their leases expire in %s and they will be retried): %w",
 			len(outcomes), r.cfg.Lease, err)
@@ -89,6 +87,25 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 	}
 	r.hooks.OnBatch(len(claimed), tClaim, tPub, time.Since(t2))
 	return len(claimed), nil
+}
+
+// settle writes the outcomes, retrying a failed write (a database restart, a dropped
+// connection) until the lease runs out: a settle that lands in time avoids republishing
+// the whole batch as duplicates.
+func (r *Relay) settle(ctx context.Context, leaseEnd time.Time, outcomes []store.Outcome) (*store.SettleResult, error) {
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd.Add(5*time.Second))
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		res, err := r.store.Settle(sctx, &store.SettleParams{RelayID: r.cfg.ID, Outcomes: outcomes})
+		if err == nil || time.Now().Add(backoff).After(leaseEnd) {
+			return res, err
+		}
+		r.log.Warn("settle failed; retrying while the lease holds", "events", len(outcomes), "err", err,
+			"retry_in", backoff.String())
+		time.Sleep(backoff)
+		backoff = min(backoff*2, time.Second)
+	}
 }
 
 // prepare routes each claimed event and settles the ones that cannot be published.

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs the test suites against the services started by `scripts/services.sh up`.
-# Usage: scripts/test.sh [go] [python] [e2e]   (default: all)
+# Usage: scripts/test.sh [go] [python] [e2e] [guarantees]   (default: all)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 eval "$(scripts/services.sh env)"
 export CONVEYOR_BIN="$root/bin/conveyor"
+export CONVEYOR_REPO="$root"
 export CONVEYOR_PYTHON="$root/.venv/bin/python"
 what=("$@")
-[[ ${#what[@]} -eq 0 ]] && what=(go python e2e)
+[[ ${#what[@]} -eq 0 ]] && what=(go python e2e guarantees)
 for w in "${what[@]}"; do
   case "$w" in
     go)
@@ -22,6 +23,17 @@ for w in "${what[@]}"; do
     e2e)
       echo "== end to end: Django publish -> bin/conveyor -> nats-server -> consumer"
       (cd e2e && "$CONVEYOR_PYTHON" -m pytest -q)
+      ;;
+    guarantees)
+      # Runs alone: it restarts the shared PostgreSQL. CONVEYOR_SOAK=1 for the long version.
+      echo "== guarantees (G1-G6 under faults; CONVEYOR_SOAK=${CONVEYOR_SOAK:-} )"
+      mkdir -p build
+      rc=0
+      CONVEYOR_GUARANTEES_OUT="$root/build/guarantees.md" \
+        go test -tags guarantees -count=1 -p 1 -timeout 60m -v ./guarantees/ >build/guarantees.log 2>&1 || rc=$?
+      grep -E '^(--- |PASS|FAIL|ok |GUARANTEE)' build/guarantees.log || true
+      if [[ $rc -ne 0 ]]; then echo "guarantees failed; last lines of build/guarantees.log:"; tail -80 build/guarantees.log; exit "$rc"; fi
+      cat build/guarantees.md
       ;;
     *) echo "unknown suite $w" >&2; exit 2 ;;
   esac
