@@ -94,7 +94,7 @@ func SettleOutcome(outcomes []Outcome, settled []uuid.UUID) *SettleResult {
 
 // KnownMigrations are the conveyor migrations whose schema this relay understands, in
 // order. The last one is required.
-var KnownMigrations = []string{"0001_initial", "0002_event_blocks_key"}
+var KnownMigrations = []string{"0001_initial", "0002_event_blocks_key", "0003_operations_audit"}
 
 // CheckMigrations compares the applied conveyor migrations with KnownMigrations.
 // haveTable is false when there is no django_migrations table (a schema made without
@@ -120,4 +120,4 @@ func CheckMigrations(applied []string, haveTable bool) error {
 // ColumnProbeSQL selects every column the relay uses; it fails when one is missing.
 const ColumnProbeSQL = `SELECT id, event_type, source, key, subject, data, headers, idempotency_key,
 created_at, available_at, status, attempts, last_error, published_at, locked_by, locked_until,
-lease_token, blocks_key FROM conveyor_event WHERE 1 = 0`
+lease_token, blocks_key, discarded_at FROM conveyor_event WHERE 1 = 0`

@@ -51,6 +51,8 @@ class Event(models.Model):
     # A dead event on a route with `on_dead: block` keeps holding its ordering key, so
     # later events of the key wait until an operator retries or discards it.
     blocks_key = models.BooleanField(default=False, db_default=False)
+    # An operator discarded this dead event: it stays in the table for the audit trail.
+    discarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "conveyor_event"
@@ -66,4 +68,24 @@ class Event(models.Model):
         return Status(self.status).label
 
 
-__all__ = ["Event", "Status"]
+class AuditEntry(models.Model):
+    """One operator action on the outbox (retry, discard, replay, purge), from the CLI,
+    the management commands or the admin. Written in the same transaction as the change."""
+
+    at = models.DateTimeField(db_default=Now())
+    actor = models.CharField(max_length=255, help_text="Who: OS user, Django user or relay id.")
+    action = models.CharField(max_length=32)
+    event = models.UUIDField(null=True, blank=True, db_index=True, help_text="Event id, if one.")
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "conveyor_audit"
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at} {self.actor} {self.action} {self.event or ''}"
+
+
+__all__ = ["AuditEntry", "Event", "Status"]
