@@ -56,7 +56,7 @@ type Relay struct {
 	PerKey int `yaml:"per_key"`
 	// Lease is how long a claim holds its rows. Default 30s.
 	Lease Duration `yaml:"lease"`
-	// PollInterval is the fallback poll period. Default 1s with LISTEN/NOTIFY, 250ms
+	// PollInterval is the fallback poll period. Default 1s with LISTEN/NOTIFY, 100ms
 	// without (SQLite, or database.listen: false).
 	PollInterval Duration `yaml:"poll_interval"`
 	// Workers is the number of concurrent claim-publish-settle loops. Default 2.

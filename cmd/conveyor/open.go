@@ -66,7 +66,7 @@ func relayConfig(c *config.Config, st store.Store) relay.Config {
 	if poll == 0 {
 		poll = time.Second
 		if !*c.Database.Listen || !st.SupportsListenNotify() {
-			poll = 250 * time.Millisecond // nothing wakes the relay: poll more often
+			poll = 100 * time.Millisecond // nothing wakes the relay: poll often (an idle poll is one index probe)
 		}
 	}
 	rc := relay.Config{
