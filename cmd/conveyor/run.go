@@ -34,10 +34,16 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return scrubbed(c, err)
 	}
 	defer sk.Close(context.WithoutCancel(ctx))
-	r, err := relay.New(relayConfig(c, st), st, sk.byName, relay.Options{Logger: logger})
+	tel, err := startTelemetry(ctx, c, st, logger)
+	if err != nil {
+		return scrubbed(c, err)
+	}
+	defer tel.Stop()
+	r, err := relay.New(relayConfig(c, st), st, sk.byName, relay.Options{Logger: logger, Hooks: tel.Hooks, Tracer: tel.Tracer})
 	if err != nil {
 		return err
 	}
+	tel.Attach(r)
 	if err := r.Run(ctx); err != nil {
 		return scrubbed(c, fmt.Errorf("relay: %w", err))
 	}

@@ -3,5 +3,8 @@
 package all
 
 import (
-	_ "github.com/conveyorhq/conveyor/sink/natsjs" // type: nats
+	_ "github.com/conveyorhq/conveyor/sink/amqp"    // type: rabbitmq
+	_ "github.com/conveyorhq/conveyor/sink/mqtt"    // type: mqtt
+	_ "github.com/conveyorhq/conveyor/sink/natsjs"  // type: nats
+	_ "github.com/conveyorhq/conveyor/sink/webhook" // type: webhook
 )
