@@ -44,8 +44,15 @@ func traceID(tp string) string {
 
 // Cycle runs one claim-publish-settle round and returns how many events it claimed.
 func (r *Relay) Cycle(ctx context.Context) (int, error) {
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
 	t0 := time.Now()
-	claimed, err := r.store.Claim(ctx, &store.ClaimParams{RelayID: r.cfg.ID, Limit: r.cfg.BatchSize,
+	// The claim must not be cancelled halfway by shutdown: the server could commit the
+	// lease after the client gave up, leaving rows leased to nobody until they expire.
+	claimCtx, claimCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer claimCancel()
+	claimed, err := r.store.Claim(claimCtx, &store.ClaimParams{RelayID: r.cfg.ID, Limit: r.cfg.BatchSize,
 		PerKey: r.cfg.PerKey, Lease: r.cfg.Lease})
 	if err != nil {
 		return 0, err
