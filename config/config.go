@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ type Config struct {
 	Routes    []Route         `yaml:"routes"`
 	Log       Log             `yaml:"log"`
 	Telemetry Telemetry       `yaml:"telemetry"`
+	Retention Retention       `yaml:"retention"`
 }
 
 // Database says where the outbox table lives.
@@ -161,26 +163,25 @@ func Default() (*Config, error) {
 	return Parse([]byte(DefaultYAML))
 }
 
-// Load reads, interpolates and validates a YAML file.
+// Load reads one YAML file with the process environment's overrides; see LoadFiles.
 func Load(file string) (*Config, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", file, err)
-	}
-	return c, nil
+	return LoadFiles([]string{file}, nil)
 }
 
-// Parse parses YAML bytes, applies defaults and validates.
+// Parse parses YAML bytes, interpolates ${VAR} from the process environment, applies
+// defaults and validates. It applies no CONVEYOR_* overrides (LoadFiles does).
 func Parse(b []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, err
 	}
-	if err := interpolate(&root); err != nil {
+	return fromNode(&root, os.LookupEnv, nil)
+}
+
+// fromNode decodes a parsed document: interpolation, key and type checks, strict decode,
+// *_file secrets, defaults, validation.
+func fromNode(root *yaml.Node, lookup func(string) (string, bool), org origins) (*Config, error) {
+	if err := interpolate(root, lookup); err != nil {
 		return nil, err
 	}
 	var raw struct {
@@ -191,12 +192,16 @@ func Parse(b []byte) (*Config, error) {
 		Routes    []Route              `yaml:"routes"`
 		Log       Log                  `yaml:"log"`
 		Telemetry Telemetry            `yaml:"telemetry"`
+		Retention Retention            `yaml:"retention"`
 	}
-	if err := strictDecode(&root, &raw); err != nil {
+	if err := checkKeys(root, reflect.TypeOf(raw), org); err != nil {
+		return nil, err
+	}
+	if err := strictDecode(root, &raw); err != nil {
 		return nil, err
 	}
 	c := &Config{Database: raw.Database, Relay: raw.Relay, Retry: raw.Retry, Routes: raw.Routes, Log: raw.Log, Telemetry: raw.Telemetry,
-		Sinks: map[string]Sink{}}
+		Retention: raw.Retention, Sinks: map[string]Sink{}}
 	for name, node := range raw.Sinks {
 		s, err := decodeSink(name, &node)
 		if err != nil {
@@ -262,12 +267,12 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // interpolate replaces ${VAR} and ${VAR:-default} in scalar values. A missing variable
 // without a default is an error naming it.
-func interpolate(n *yaml.Node) error {
+func interpolate(n *yaml.Node, lookup func(string) (string, bool)) error {
 	if n.Kind == yaml.ScalarNode {
 		var missing []string
 		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			sub := envRef.FindStringSubmatch(m)
-			if v, ok := os.LookupEnv(sub[1]); ok && (v != "" || sub[2] == "") {
+			if v, ok := lookup(sub[1]); ok && (v != "" || sub[2] == "") {
 				return v
 			}
 			if sub[2] != "" {
@@ -283,7 +288,7 @@ func interpolate(n *yaml.Node) error {
 		return nil
 	}
 	for _, c := range n.Content {
-		if err := interpolate(c); err != nil {
+		if err := interpolate(c, lookup); err != nil {
 			return err
 		}
 	}
@@ -345,6 +350,7 @@ func (c *Config) ApplyDefaults() {
 		s.Config.Defaults()
 	}
 	c.Telemetry.defaults()
+	c.Retention.defaults()
 	c.Log.Level = cmp.Or(c.Log.Level, "info")
 	c.Log.Format = cmp.Or(c.Log.Format, "auto")
 }
@@ -399,6 +405,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Telemetry.validate(bad)
+	c.Retention.validate(bad)
 	validateRetry("retry", &c.Retry)
 	if len(c.Sinks) == 0 {
 		bad("sinks", "at least one sink is required")

@@ -10,11 +10,11 @@ import (
 
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "Validate the config, connect to the database and check the schema version, then\nconnect to every sink. Exits non-zero with the failing field or connection.", stderr)
-	file := fs.String("config", "", "YAML config file (default: the embedded setup)")
+	files := configFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*file)
+	c, err := loadConfig(*files)
 	if err != nil {
 		return err
 	}

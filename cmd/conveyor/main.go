@@ -27,7 +27,11 @@ func commands() []command {
 	return []command{
 		{"run", "run the relay until SIGTERM/SIGINT", runCmd},
 		{"check", "validate the config, connect to the database and sinks, check the schema", checkCmd},
-		{"status", "show counts by status and the age of the oldest pending event", statusCmd},
+		{"status", "show counts by status, event type and route, the oldest pending age, leases and circuits", statusCmd},
+		{"dead", "list, show, retry or discard dead events", deadCmd},
+		{"replay", "publish already published events again, with their original ids", replayCmd},
+		{"purge", "delete old published (and optionally dead) events in batches", purgeCmd},
+		{"config", "print the effective configuration, secrets redacted", configCmd},
 		{"tail", "print events from a NATS JetStream stream (for demos and debugging)", tailCmd},
 		{"version", "print the version", versionCmd},
 	}
@@ -45,8 +49,16 @@ func main() {
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Main runs the CLI and returns the exit code.
+// Main runs the CLI and returns the exit code. SIGINT and SIGTERM cancel the command's
+// context.
 func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return mainContext(ctx, args, stdout, stderr)
+}
+
+// mainContext is Main with the context given, so tests can interrupt a command.
+func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -54,8 +66,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
@@ -68,6 +78,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, errUsage):
 			return 2
+		case errors.Is(err, errInterrupted):
+			return 130
 		default:
 			fmt.Fprintf(stderr, "conveyor %s: %v\n", c.name, err)
 			return 1

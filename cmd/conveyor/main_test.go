@@ -51,7 +51,7 @@ func TestVersionAndHelp(t *testing.T) {
 func TestMalformedConfig(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ body, want string }{
-		"unknown key":  {"database:\n  urll: x\n", "field urll not found"},
+		"unknown key":  {"database:\n  urll: x\n", `database.urll: unknown key (did you mean "url"?)`},
 		"bad duration": {"relay:\n  lease: 30\n", `invalid duration "30"`},
 		"unknown sink": {"sinks:\n  a: {type: nats}\nroutes:\n  - {sink: b, destination: x}\n", `routes[0].sink: unknown sink "b"`},
 		"bad template": {"sinks:\n  a: {type: nats}\nroutes:\n  - {sink: a, destination: 'x.{nope}'}\n", "unknown placeholder {nope}"},

@@ -18,11 +18,10 @@ import (
 	"github.com/conveyorhq/conveyor/telemetry"
 )
 
-func loadConfig(file string) (*config.Config, error) {
-	if file == "" {
-		return config.Default()
-	}
-	return config.Load(file)
+// loadConfig layers the --config files and the CONVEYOR_* environment overrides; with
+// no file the base is the embedded setup.
+func loadConfig(files []string) (*config.Config, error) {
+	return config.LoadFiles(files, nil)
 }
 
 func openStore(ctx context.Context, c *config.Config, logger *slog.Logger) (store.Store, error) {

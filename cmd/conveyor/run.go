@@ -11,11 +11,11 @@ import (
 
 func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlags("run", "Run the relay: claim committed events, publish them, settle them. Stops gracefully on\nSIGTERM or SIGINT, finishing or releasing in-flight events.", stderr)
-	file := fs.String("config", "", "YAML config file (default: the embedded SQLite + NATS setup)")
+	files := configFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*file)
+	c, err := loadConfig(*files)
 	if err != nil {
 		return err
 	}
@@ -44,6 +44,8 @@ func runCmd(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	tel.Attach(r)
+	stopJanitor := startJanitor(ctx, c, st, logger)
+	defer stopJanitor()
 	if err := r.Run(ctx); err != nil {
 		return scrubbed(c, fmt.Errorf("relay: %w", err))
 	}

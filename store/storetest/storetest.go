@@ -134,6 +134,7 @@ func outcome(c *store.Claimed, k store.OutcomeKind) store.Outcome {
 
 // Exercise runs the suite.
 func Exercise(t *testing.T, h Harness) {
+	exerciseOperator(t, h)
 	t.Run("ClaimLeasesAndCountsAttempt", func(t *testing.T) {
 		t.Parallel()
 		b := h.setup(t)
