@@ -32,6 +32,19 @@ if [[ -z "${CONVEYOR_TEST_PG_DSN:-}" || -z "${CONVEYOR_TEST_MYSQL_DSN:-}" ]] && 
   fi
 fi
 
+# The admin screenshot test drives Debian's chromium headless. Outside CI it is skipped when
+# chromium is missing; in CI it must run, so install it here (needs root and apt).
+if [[ -n "${CI:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+  echo "run_tests.sh: installing chromium for the admin screenshot test" >&2
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >&2; }
+    apt_install || { apt-get update -qq >&2 && apt_install; } ||
+      echo "run_tests.sh: apt-get install chromium failed; the screenshot test will fail" >&2
+  else
+    echo "run_tests.sh: cannot install chromium (not root, or no apt-get); the screenshot test will fail" >&2
+  fi
+fi
+
 failed=()
 skipped=()
 run() { # name, directory, settings module, pytest args...

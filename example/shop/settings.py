@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "shop",
 ]
 MIDDLEWARE = [
+    # First, so everything after it (and every event published) sees the request's id.
+    "conveyor.middleware.CorrelationIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,4 +102,10 @@ DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"))}
 
 CONVEYOR = {
     "SOURCE": "shop",  # CloudEvents source of every event this project publishes
+    # The X-Request-ID of the request that published an event becomes its correlation-id.
+    "CORRELATION_ID": "conveyor.middleware.current_correlation_id",
+    # `python manage.py conveyor_relay` runs this binary with DATABASES["default"].
+    "RELAY_BINARY": os.environ.get(
+        "CONVEYOR_RELAY_BINARY", str(BASE_DIR.parent / "bin" / "conveyor")
+    ),
 }

@@ -1,4 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from shop.views import create_order
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("orders/", create_order, name="create-order"),
+]

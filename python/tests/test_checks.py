@@ -70,6 +70,8 @@ def test_e001_unknown_keys_with_did_you_mean() -> None:
         ("MAX_PAYLOAD_BYTES", "1MB"),
         ("DATABASE_ALIAS", None),
         ("RELAY_BINARY", ""),
+        ("REQUEST_ID_HEADER", "X Request Id"),
+        ("REQUEST_ID_HEADER", ""),
     ],
 )
 def test_e002_bad_values(key: str, value: Any) -> None:
@@ -131,3 +133,13 @@ def test_w002_unsupported_vendor(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_w002_supported_vendors(monkeypatch: pytest.MonkeyPatch, vendor: str) -> None:
     monkeypatch.setattr("conveyor.checks.connections", {"default": SimpleNamespace(vendor=vendor)})
     assert check_environment(None) == []
+
+
+def test_w003_correlation_accessor_without_middleware() -> None:
+    accessor = {"CORRELATION_ID": "conveyor.middleware.current_correlation_id"}
+    with override_settings(CONVEYOR=accessor):
+        assert _ids(check_settings(None)) == ["conveyor.W003"]
+    with override_settings(
+        CONVEYOR=accessor, MIDDLEWARE=["conveyor.middleware.CorrelationIdMiddleware"]
+    ):
+        assert check_settings(None) == []

@@ -437,8 +437,8 @@ func (s *Store) Overview(ctx context.Context) (*store.Overview, error) {
 	ov := &store.Overview{}
 	rows, err := s.db.QueryContext(ctx, `
 SELECT event_type,
-       sum(status = 0), sum(status = 0 AND locked_until > `+nowSQL+`), sum(status = 1),
-       sum(status = 2 AND discarded_at IS NULL), sum(status = 2 AND discarded_at IS NOT NULL),
+       total(status = 0), total(status = 0 AND locked_until IS NOT NULL AND locked_until > `+nowSQL+`),
+       total(status = 1), total(status = 2 AND discarded_at IS NULL), total(status = 2 AND discarded_at IS NOT NULL),
        (julianday('now') - julianday(min(CASE WHEN status = 0 THEN created_at END))) * 86400.0
   FROM conveyor_event GROUP BY event_type ORDER BY event_type`)
 	if err != nil {

@@ -534,7 +534,8 @@ func exerciseOperator(t *testing.T, h Harness) {
 	t.Run("Overview", func(t *testing.T) {
 		t.Parallel()
 		b := h.setup(t)
-		x := b.insert(&outbox.Event{Type: "a", Key: "k"}, &outbox.Event{Type: "a", Key: "k"}, &outbox.Event{Type: "b"}, &outbox.Event{Type: "b"}, &outbox.Event{Type: "c", Key: "z"})
+		x := b.insert(&outbox.Event{Type: "a", Key: "k"}, &outbox.Event{Type: "a", Key: "k"}, &outbox.Event{Type: "b"}, &outbox.Event{Type: "b"}, &outbox.Event{Type: "c", Key: "z"},
+			&outbox.Event{Type: "d", Key: "only-pending"}) // a type whose rows are all pending and unleased
 		b.kill("boom", true, x[0])
 		b.kill("boom", false, x[4])
 		_, err := b.op().DiscardDead(context.Background(), &store.ChangeParams{Filter: store.Filter{IDs: x[4:]}, Actor: actor})
@@ -543,7 +544,9 @@ func exerciseOperator(t *testing.T, h Harness) {
 		require.Equal(t, x[2:3], ids(got))
 		ov, err := b.op().Overview(context.Background())
 		require.NoError(t, err)
-		require.Len(t, ov.ByType, 3)
+		require.Len(t, ov.ByType, 4)
+		require.Equal(t, int64(1), ov.ByType[3].Pending)
+		require.Equal(t, int64(0), ov.ByType[3].InFlight)
 		require.Equal(t, "a", ov.ByType[0].EventType)
 		require.Equal(t, int64(1), ov.ByType[0].Pending)
 		require.Equal(t, int64(1), ov.ByType[0].Dead)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ConveyorConfig(AppConfig):
@@ -9,3 +10,10 @@ class ConveyorConfig(AppConfig):
 
     def ready(self) -> None:
         from conveyor import checks  # noqa: F401  (registers system checks)
+        from conveyor.permissions import create_operate_permission
+
+        post_migrate.connect(
+            create_operate_permission,
+            sender=self,
+            dispatch_uid="conveyor.permissions.create_operate_permission",
+        )

@@ -6,6 +6,8 @@ conveyor.E003  CONVEYOR["CORRELATION_ID"] cannot be imported or is not callable.
 conveyor.E004  CONVEYOR["DATABASE_ALIAS"] is not in DATABASES.
 conveyor.W001  USE_TZ = False: the relay compares available_at with the database's UTC clock.
 conveyor.W002  The outbox database's vendor is not one the relay supports.
+conveyor.W003  CORRELATION_ID reads CorrelationIdMiddleware's id, but the middleware is not in
+               MIDDLEWARE, so no event gets a correlation-id.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from django.db import connections
 from conveyor import conf
 
 SUPPORTED_VENDORS = ("postgresql", "mysql", "sqlite")
+MIDDLEWARE_PATH = "conveyor.middleware.CorrelationIdMiddleware"
+MIDDLEWARE_ACCESSOR = "conveyor.middleware.current_correlation_id"
 
 
 def _ours(app_configs: Sequence[AppConfig] | None) -> bool:
@@ -50,6 +54,15 @@ def check_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
                     id="conveyor.E003",
                 )
             )
+    if path == MIDDLEWARE_ACCESSOR and MIDDLEWARE_PATH not in getattr(settings, "MIDDLEWARE", []):
+        messages.append(
+            Warning(
+                f'CONVEYOR["CORRELATION_ID"] is {MIDDLEWARE_ACCESSOR!r}, but '
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE, so it never has an id to give.",
+                hint=f"Add {MIDDLEWARE_PATH!r} near the top of MIDDLEWARE.",
+                id="conveyor.W003",
+            )
+        )
     alias = raw.get("DATABASE_ALIAS", conf.DEFAULT_DATABASE_ALIAS)
     if isinstance(alias, str) and alias and alias not in settings.DATABASES:
         messages.append(

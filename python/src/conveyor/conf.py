@@ -17,8 +17,10 @@ CORRELATION_ID      ``None``                Dotted path to a zero-argument calla
 MAX_PAYLOAD_BYTES   ``1048576`` (1 MiB)     Largest ``data`` accepted, as UTF-8 JSON bytes.
 DATABASE_ALIAS      ``"default"``           Database that holds the outbox table when
                                             publish() gets no ``using=``.
-RELAY_BINARY        ``"conveyor"``          The relay executable (looked up on PATH) for
-                                            management commands that drive the relay.
+RELAY_BINARY        ``"conveyor"``          The relay executable that ``conveyor_relay`` runs:
+                                            a path, or a name looked up on PATH.
+REQUEST_ID_HEADER   ``"X-Request-ID"``      The request header CorrelationIdMiddleware reads
+                                            the correlation id from (and echoes back).
 =================== ======================= ===============================================
 
 Validation lives here too, so the system checks (conveyor.checks) and the runtime report the
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ from django.utils.module_loading import import_string
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_DATABASE_ALIAS = "default"
 DEFAULT_RELAY_BINARY = "conveyor"
+DEFAULT_REQUEST_ID_HEADER = "X-Request-ID"
 MAX_SOURCE_LENGTH = 255  # Event.source max_length
 
 
@@ -55,6 +59,7 @@ class ConveyorSettings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     database_alias: str = DEFAULT_DATABASE_ALIAS
     relay_binary: str = DEFAULT_RELAY_BINARY
+    request_id_header: str = DEFAULT_REQUEST_ID_HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,13 @@ def _is_optional_str(v: object) -> bool:
     return v is None or _is_nonempty_str(v)
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # an HTTP token (RFC 9110)
+
+
+def _is_header_name(v: object) -> bool:
+    return isinstance(v, str) and bool(_HEADER_NAME.match(v))
+
+
 # key -> (validator, what is expected, for the message)
 _KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "REQUIRE_ATOMIC": (_is_bool, "a bool"),
@@ -91,6 +103,7 @@ _KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "MAX_PAYLOAD_BYTES": (_is_positive_int, "a positive int"),
     "DATABASE_ALIAS": (_is_nonempty_str, "a database alias (str)"),
     "RELAY_BINARY": (_is_nonempty_str, "a non-empty str"),
+    "REQUEST_ID_HEADER": (_is_header_name, 'an HTTP header name like "X-Request-ID"'),
 }
 KNOWN_KEYS = frozenset(_KEYS)
 
@@ -172,6 +185,7 @@ def get_settings() -> ConveyorSettings:
         max_payload_bytes=raw.get("MAX_PAYLOAD_BYTES", defaults.max_payload_bytes),
         database_alias=raw.get("DATABASE_ALIAS", defaults.database_alias),
         relay_binary=raw.get("RELAY_BINARY", defaults.relay_binary),
+        request_id_header=raw.get("REQUEST_ID_HEADER", defaults.request_id_header),
     )
 
 
