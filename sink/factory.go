@@ -2,9 +2,11 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -22,6 +24,20 @@ type Config interface {
 	Redacted() Config
 	// Open connects the sink. It may return a sink that also implements Checker.
 	Open(ctx context.Context, logger *slog.Logger) (Sink, error)
+}
+
+// BlockError rewrites an error of a sink package's own Config.Validate for the relay's
+// config, where field names are relative to the sink's block: it drops the package's
+// prefix (pkg + ": ") from each line, and hides secrets. A nil err stays nil.
+func BlockError(err error, pkg string, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimPrefix(l, pkg+": ")
+	}
+	return RedactError(errors.New(strings.Join(lines, "\n")), secrets)
 }
 
 var (

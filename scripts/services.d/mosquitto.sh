@@ -46,7 +46,8 @@ password_file $MQ_PASSWD
 max_packet_size $MQ_MAX_PACKET
 "
     # The password file is rewritten on every 'up' (hash salts differ each time), so it
-    # does not count as a change; the running broker re-reads it on SIGHUP.
+    # does not count as a change; the password itself is fixed, so a running broker keeps
+    # accepting it without a reload.
     mosquitto_passwd -b -c "$MQ_PASSWD.new" "$CONVEYOR_DB_USER" "$CONVEYOR_DB_PASSWORD" >/dev/null 2>&1 ||
         die "mosquitto: mosquitto_passwd failed"
     chmod 0600 "$MQ_PASSWD.new"
@@ -112,8 +113,13 @@ mosquitto_up() {
             mosquitto_stop_broker
             mosquitto_start
         else
-            kill -HUP "$pid" 2>/dev/null || true # re-read the password file
-            sleep 0.2
+            # The credentials never change, so a running broker needs no reload (a SIGHUP
+            # reload under load was seen to take it down). Wait for it to answer.
+            local i
+            for ((i = 0; i < 100; i++)); do
+                mosquitto_ready && break
+                sleep 0.1
+            done
             mosquitto_ready || die "mosquitto: broker is running (pid $pid) but does not accept connections on 127.0.0.1:$MQ_PORT"
         fi
     else

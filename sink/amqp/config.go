@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -213,15 +215,15 @@ func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse errors quote the whole URL, password included.
-		return fmt.Errorf("%s is not a valid URL", redactURL(raw))
+		return fmt.Errorf("%s is not a valid URL", sink.RedactPassword(raw))
 	}
 	switch u.Scheme {
 	case "amqp", "amqps":
 	default:
-		return fmt.Errorf("%s: scheme must be amqp or amqps", redactURL(raw))
+		return fmt.Errorf("%s: scheme must be amqp or amqps", sink.RedactPassword(raw))
 	}
 	if u.Hostname() == "" {
-		return fmt.Errorf("%s has no host", redactURL(raw))
+		return fmt.Errorf("%s has no host", sink.RedactPassword(raw))
 	}
 	return nil
 }
@@ -244,9 +246,9 @@ func checkName(name string) error {
 // for printing.
 func (c Config) Redacted() Config {
 	if c.Password != "" {
-		c.Password = redacted
+		c.Password = sink.Redacted
 	}
-	c.URL = redactURL(c.URL)
+	c.URL = sink.RedactPassword(c.URL)
 	return c
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/amqp"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -68,8 +69,6 @@ func TestSinkConfigYAML(t *testing.T) {
 	t.Parallel()
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(pwFile, []byte("fr0m-file\n"), 0o600))
-	c, ok := sink.NewConfig("rabbitmq")
-	require.True(t, ok, "type rabbitmq is registered")
 	doc := fmt.Sprintf(`
 url: amqps://conveyor@rabbit.example.com:5671/prod
 password_file: %s
@@ -82,11 +81,8 @@ topology:
   queues: [{name: billing, arguments: {x-queue-type: quorum}}]
   bindings: [{exchange: events, queue: billing, routing_key: "invoice.#"}]
 `, pwFile)
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(doc)))
-	dec.KnownFields(true)
-	require.NoError(t, dec.Decode(c))
-	c.Defaults()
-	require.NoError(t, c.Validate())
+	c, err := sinktest.DecodeConfig(t, "rabbitmq", doc)
+	require.NoError(t, err)
 	require.NoError(t, c.Validate(), "Validate may run twice")
 	sc := c.(*amqp.SinkConfig)
 	require.Equal(t, "fr0m-file", sc.Password)

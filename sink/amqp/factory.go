@@ -2,10 +2,7 @@ package amqp
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/conveyorhq/conveyor/sink"
 )
@@ -32,22 +29,13 @@ func (c *SinkConfig) Defaults() { c.Config = c.Config.withDefaults() }
 
 // Validate implements sink.Config; it also reads password_file.
 func (c *SinkConfig) Validate() error {
-	if c.PasswordFile != "" && !c.fromFile {
-		if c.Password != "" {
-			return fmt.Errorf("password and password_file are both set; use one")
+	if !c.fromFile {
+		if err := sink.ReadSecretFile("password", &c.Password, c.PasswordFile); err != nil {
+			return err
 		}
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("password_file: %w", err)
-		}
-		c.Password = strings.TrimRight(string(b), "\r\n")
-		c.fromFile = true
+		c.fromFile = c.PasswordFile != ""
 	}
-	if err := c.Config.Validate(); err != nil {
-		// Field names here are relative to the sink's block; drop the package prefix.
-		return redactErr(fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "amqp: ")), c.secrets())
-	}
-	return nil
+	return sink.BlockError(c.Config.Validate(), "amqp", c.secrets())
 }
 
 // Secrets implements sink.Config.

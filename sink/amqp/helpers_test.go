@@ -18,7 +18,6 @@ import (
 	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/cloudevents"
 	"github.com/conveyorhq/conveyor/internal/testdb"
-	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/amqp"
 	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
@@ -181,16 +180,3 @@ func toReceived(t *testing.T, d amqp091.Delivery) sinktest.Received {
 }
 
 func event(n int) *conveyor.Event { return sinktest.NewEvent("order.paid", "", n) }
-
-func publish(t *testing.T, s sink.Sink, dest string, evs ...*conveyor.Event) []error {
-	t.Helper()
-	msgs := make([]*sink.Message, len(evs))
-	for i, e := range evs {
-		msgs[i] = &sink.Message{Event: e, Destination: dest, Route: "test"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := s.Publish(ctx, msgs)
-	require.Len(t, errs, len(evs))
-	return errs
-}

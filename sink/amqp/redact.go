@@ -1,80 +1,9 @@
 package amqp
 
-import (
-	"net/url"
-	"strings"
-)
-
-const redacted = "REDACTED"
-
-// redactURL hides the password of user:password@ in an AMQP URI. It does not need the
-// URI to parse.
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		scheme, rest = "", raw
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPassword := strings.Cut(rest[:at], ":")
-	if !hasPassword {
-		return raw
-	}
-	prefix := ""
-	if ok {
-		prefix = scheme + "://"
-	}
-	return prefix + user + ":" + redacted + rest[at:]
-}
+import "github.com/conveyorhq/conveyor/sink"
 
 // secrets returns the strings that must never appear in an error or a log line: the
 // configured password and the one inside the URL, raw and URL-decoded.
 func (c Config) secrets() []string {
-	var out []string
-	add := func(s string) {
-		if s != "" {
-			out = append(out, s)
-			if u, err := url.PathUnescape(s); err == nil && u != s {
-				out = append(out, u)
-			}
-		}
-	}
-	add(c.Password)
-	if _, rest, ok := strings.Cut(c.URL, "://"); ok {
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if _, pw, has := strings.Cut(rest[:at], ":"); has {
-				add(pw)
-			}
-		}
-	}
-	return out
-}
-
-// redactedError hides secrets in an error's message while keeping the chain for
-// errors.Is and errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactErr returns err with every secret in its message replaced. Errors without a
-// secret are returned unchanged.
-func redactErr(err error, secrets []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		clean = strings.ReplaceAll(clean, s, redacted)
-	}
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
+	return sink.AppendSecret(sink.AppendSecret(nil, c.Password), sink.URLPassword(c.URL))
 }

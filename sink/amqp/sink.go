@@ -46,11 +46,10 @@ type Sink struct {
 	dialMu sync.Mutex // one reconnect at a time
 	mu     sync.Mutex
 	cur    *session
-	closed bool
-	active sync.WaitGroup
 	// maxBody is the broker's max_message_size once learned from a refusal; 0 until then.
 	maxBody int
 
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,13 +65,13 @@ var (
 // discards logs.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, cfg.secrets())
+		return nil, sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{cfg: cfg, log: log, url: redactURL(cfg.URL), secrets: cfg.secrets()}
+	s := &Sink{cfg: cfg, log: log, url: sink.RedactPassword(cfg.URL), secrets: cfg.secrets()}
 	if strings.HasPrefix(cfg.URL, "amqps://") || cfg.TLS.enabled() {
 		tc, err := tlsConfig(cfg.TLS)
 		if err != nil {
@@ -125,7 +124,7 @@ func (s *Sink) session(ctx context.Context) (*session, error) {
 		return nil, sink.Transient(s.redact(err))
 	}
 	s.mu.Lock()
-	if s.closed && s.cur != nil {
+	if s.gate.Closed() && s.cur != nil {
 		s.mu.Unlock()
 		ss.close(ctx.Done())
 		return nil, sink.Transient(ErrClosed)
@@ -158,7 +157,7 @@ func (s *Sink) connectError(err error) error {
 	return sink.Transient(fmt.Errorf("amqp: cannot connect to RabbitMQ at %s (is it running and reachable?): %w", s.url, err))
 }
 
-func (s *Sink) redact(err error) error { return redactErr(err, s.secrets) }
+func (s *Sink) redact(err error) error { return sink.RedactError(err, s.secrets) }
 
 // Check verifies that the broker is reachable and that the configured exchange exists.
 func (s *Sink) Check(ctx context.Context) error {
@@ -188,14 +187,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // closed it over another message, or the connection dropped) are published once more on
 // a new session before Publish returns; when that fails too they are transient.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
+	defer s.gate.Leave()
+	errs := make([]error, len(msgs))
 
 	todo := make([]int, 0, len(msgs))
 	for i := range msgs {
@@ -335,30 +331,12 @@ func (s *Sink) message(m *sink.Message) (target, amqp091.Publishing, error) {
 	return t, pub, nil
 }
 
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
-}
-
 // Close stops new publishes, waits for in-flight ones to finish or ctx to end, then
 // closes the connection. Calling it again returns the first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("amqp: closing with publishes still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("amqp: closing with publishes still in flight: %w", err)
 		}
 		s.dialMu.Lock()
 		s.mu.Lock()

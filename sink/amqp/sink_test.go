@@ -14,6 +14,7 @@ import (
 	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/amqp"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestUnroutableIsPermanent(t *testing.T) {
@@ -35,7 +36,7 @@ func TestUnroutableIsPermanent(t *testing.T) {
 	require.ErrorContains(t, errs[1], lost.ID.String())
 
 	// The default exchange routes by queue name; a missing queue is unroutable too.
-	errs = publish(t, s, "/no-such-queue-"+b.exchange, event(3))
+	errs = sinktest.Publish(t, s, "/no-such-queue-"+b.exchange, event(3))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.ErrorContains(t, errs[0], `no queue bound for exchange "" (the default exchange)`)
 
@@ -95,19 +96,19 @@ func TestTooLargeLearnsTheLimit(t *testing.T) {
 	s := newSink(t, amqp.Config{})
 	big := event(1)
 	big.Data = []byte(`"` + strings.Repeat("x", limit) + `"`)
-	errs := publish(t, s, dest, big, event(2))
+	errs := sinktest.Publish(t, s, dest, big, event(2))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.ErrorContains(t, errs[0], "max_message_size")
 	require.NoError(t, errs[1], "a bystander is published again")
 
 	// Now the limit is known: refused locally, without closing the channel.
-	errs = publish(t, s, dest, big)
+	errs = sinktest.Publish(t, s, dest, big)
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.ErrorContains(t, errs[0], fmt.Sprintf("larger than the %d bytes", limit))
 
 	// A local limit works without the broker's help.
 	s2 := newSink(t, amqp.Config{MaxMessageBytes: 10})
-	errs = publish(t, s2, dest, event(3))
+	errs = sinktest.Publish(t, s2, dest, event(3))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 }
 
@@ -170,7 +171,7 @@ func TestTopologyDeclared(t *testing.T) {
 	require.NoError(t, s.Check(context.Background()))
 	// "order.paid" has no "/": it is a routing key on the configured exchange.
 	e := event(1)
-	requireNoErrors(t, publish(t, s, "order.paid", e))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, "order.paid", e))
 	got := b.receiveQueue(t, q, 1, 10*time.Second)
 	require.Len(t, got, 1)
 	require.Equal(t, e.ID.String(), got[0].ID)
@@ -192,7 +193,7 @@ func TestReconnectAfterServerClosesConnections(t *testing.T) {
 	b := newBroker(t)
 	dest := b.queue(t, "reconnect")
 	s := newSink(t, amqp.Config{})
-	requireNoErrors(t, publish(t, s, dest, event(1)))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, dest, event(1)))
 
 	rabbitmqctl(t, "close_all_connections", "conveyor test: reconnect")
 	// The first publish may see the closed connection (transient); later ones reconnect.
@@ -200,7 +201,7 @@ func TestReconnectAfterServerClosesConnections(t *testing.T) {
 	var sent int
 	for sent < 3 {
 		require.True(t, time.Now().Before(deadline), "sink did not reconnect")
-		errs := publish(t, s, dest, event(2))
+		errs := sinktest.Publish(t, s, dest, event(2))
 		if errs[0] != nil {
 			require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]), "%v", errs[0])
 			time.Sleep(100 * time.Millisecond)
@@ -218,7 +219,7 @@ func TestClosedSinkRefusesTransient(t *testing.T) {
 	dest := b.queue(t, "closed")
 	s := newSink(t, amqp.Config{})
 	require.NoError(t, s.Close(context.Background()))
-	errs := publish(t, s, dest, event(1))
+	errs := sinktest.Publish(t, s, dest, event(1))
 	require.ErrorIs(t, errs[0], amqp.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]))
 }
@@ -226,15 +227,8 @@ func TestClosedSinkRefusesTransient(t *testing.T) {
 func TestInvalidDestinationIsPermanent(t *testing.T) {
 	t.Parallel()
 	s := newSink(t, amqp.Config{})
-	errs := publish(t, s, "", event(1))
+	errs := sinktest.Publish(t, s, "", event(1))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
-	errs = publish(t, s, "x/"+strings.Repeat("k", 256), event(1))
+	errs = sinktest.Publish(t, s, "x/"+strings.Repeat("k", 256), event(1))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
-}
-
-func requireNoErrors(t *testing.T, errs []error) {
-	t.Helper()
-	for i, err := range errs {
-		require.NoError(t, err, "message %d", i)
-	}
 }

@@ -12,8 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/conveyorhq/conveyor"
+	"github.com/conveyorhq/conveyor/internal/testdb"
+	"github.com/conveyorhq/conveyor/internal/testlog"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/kafka"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 // The tests in this file run against the broker of `scripts/services.sh up kafka`
@@ -21,7 +24,7 @@ import (
 
 func sharedBrokers(t *testing.T) []string {
 	t.Helper()
-	return strings.Split(requireEnv(t, EnvBrokers), ",")
+	return strings.Split(testdb.Require(t, EnvBrokers), ",")
 }
 
 func TestConsumerReadsRecordsAsWritten(t *testing.T) {
@@ -31,9 +34,9 @@ func TestConsumerReadsRecordsAsWritten(t *testing.T) {
 	topic := uniqueTopic("roundtrip")
 	var sent []*conveyor.Event
 	for round := range 3 {
-		evs := []*conveyor.Event{newEvent("alice"), newEvent("bob"), newEvent("carol"), newEvent("")}
+		evs := []*conveyor.Event{sinktest.OrderPaid("alice"), sinktest.OrderPaid("bob"), sinktest.OrderPaid("carol"), sinktest.OrderPaid("")}
 		evs[3].Subject = "" // optional attribute left out
-		requireNoErrors(t, publish(t, s, topic, evs...))
+		sinktest.RequireNoErrors(t, sinktest.Publish(t, s, topic, evs...))
 		sent = append(sent, evs...)
 		_ = round
 	}
@@ -77,21 +80,21 @@ func TestBrokerRefusesTooLargeRecordPermanently(t *testing.T) {
 	s := newSink(t, kafka.Config{Brokers: brokers, BatchMaxBytes: 4 << 20, Compression: "none",
 		CreateTopics: &kafka.CreateTopicsConfig{}})
 	topic := uniqueTopic("large")
-	big := newEvent("")
+	big := sinktest.OrderPaid("")
 	blob := make([]byte, 1<<20)
 	_, _ = rand.Read(blob)
 	big.Data = fmt.Appendf(nil, `{"blob":"%x"}`, blob) // 2 MiB
-	errs := publish(t, s, topic, big)
+	errs := sinktest.Publish(t, s, topic, big)
 	require.Error(t, errs[0])
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "max.message.bytes 1048588")
-	requireNoErrors(t, publish(t, s, topic, newEvent("")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, topic, sinktest.OrderPaid("")))
 }
 
 func TestMissingTopicOnARealBrokerIsPermanent(t *testing.T) {
 	t.Parallel()
 	s := newSink(t, kafka.Config{Brokers: sharedBrokers(t)})
-	errs := publish(t, s, uniqueTopic("absent"), newEvent("k"))
+	errs := sinktest.Publish(t, s, uniqueTopic("absent"), sinktest.OrderPaid("k"))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "does not exist")
 }
@@ -101,21 +104,21 @@ func TestAllowAutoTopicCreation(t *testing.T) {
 	brokers := sharedBrokers(t)
 	s := newSink(t, kafka.Config{Brokers: brokers, AllowAutoTopicCreation: true})
 	topic := uniqueTopic("auto")
-	requireNoErrors(t, publish(t, s, topic, newEvent("k")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, topic, sinktest.OrderPaid("k")))
 	require.Len(t, consume(t, brokers, topic, 1, 15*time.Second), 1)
 }
 
 func TestSASL(t *testing.T) {
 	t.Parallel()
-	brokers := strings.Split(requireEnv(t, EnvSASLBrokers), ",")
-	user, password := requireEnv(t, EnvUser), requireEnv(t, EnvPassword)
+	brokers := strings.Split(testdb.Require(t, EnvSASLBrokers), ",")
+	user, password := testdb.Require(t, EnvUser), testdb.Require(t, EnvPassword)
 	for _, mech := range []string{kafka.MechanismPlain, kafka.MechanismSCRAMSHA256, kafka.MechanismSCRAMSHA512} {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			s := newSink(t, kafka.Config{Brokers: brokers, CreateTopics: &kafka.CreateTopicsConfig{},
 				SASL: kafka.SASLConfig{Mechanism: mech, User: user, Password: password}})
 			topic := uniqueTopic("sasl")
-			requireNoErrors(t, publish(t, s, topic, newEvent("k")))
+			sinktest.RequireNoErrors(t, sinktest.Publish(t, s, topic, sinktest.OrderPaid("k")))
 			got := consume(t, brokers, topic, 1, 15*time.Second,
 				kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism()))
 			require.Len(t, got, 1)
@@ -123,7 +126,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech+"/wrong password", func(t *testing.T) {
 			t.Parallel()
 			wrong := "not-the-" + password
-			log, buf := testLogger(t)
+			log, buf := testlog.New(t)
 			start := time.Now()
 			_, err := kafka.New(t.Context(), kafka.Config{Brokers: brokers, DialTimeout: 2 * time.Second,
 				SASL: kafka.SASLConfig{Mechanism: mech, User: user, Password: wrong}}, log)

@@ -22,7 +22,7 @@ var errTooLarge = errors.New("record too large")
 // classify turns a produce failure of m (record r) into a sink error (G5). verdicts
 // caches per-topic answers (does the topic exist?) for one Publish call.
 func (s *Sink) classify(ctx context.Context, m *sink.Message, r *kgo.Record, err error, verdicts map[string]error) error {
-	err = redactErr(err, s.secrets)
+	err = sink.RedactError(err, s.secrets)
 	id, topic := m.Event.ID, m.Destination
 	switch {
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
@@ -85,7 +85,7 @@ func isAuthError(err error) bool {
 // connectError explains a failed first contact and classifies it: a cluster that
 // cannot be reached is an outage; bad credentials or TLS settings are not.
 func (s *Sink) connectError(err error) error {
-	err = redactErr(err, s.secrets)
+	err = sink.RedactError(err, s.secrets)
 	var certErr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState):

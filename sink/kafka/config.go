@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -252,7 +254,7 @@ func checkTopic(t string) error {
 // Redacted returns c with its password hidden, for printing.
 func (c Config) Redacted() Config {
 	if c.SASL.Password != "" {
-		c.SASL.Password = redacted
+		c.SASL.Password = sink.Redacted
 	}
 	brokers := make([]string, len(c.Brokers))
 	for i, b := range c.Brokers {

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/kafka"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestConfigZeroValueIsValid(t *testing.T) {
@@ -52,15 +51,9 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 // decode decodes a sink block the way the config loader does: strictly.
 func decode(t *testing.T, src string) (*kafka.SinkConfig, error) {
 	t.Helper()
-	c, ok := sink.NewConfig("kafka")
-	require.True(t, ok, "type kafka is registered")
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(src)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, err
-	}
-	c.Defaults()
-	return c.(*kafka.SinkConfig), c.Validate()
+	c, err := sinktest.DecodeConfig(t, "kafka", src)
+	sc, _ := c.(*kafka.SinkConfig)
+	return sc, err
 }
 
 func TestSinkConfigFromYAML(t *testing.T) {

@@ -2,11 +2,7 @@ package kafka
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/conveyorhq/conveyor/sink"
 )
@@ -27,21 +23,10 @@ func (c *SinkConfig) Defaults() { c.Config = c.Config.withDefaults() }
 
 // Validate implements sink.Config; it also reads sasl.password_file.
 func (c *SinkConfig) Validate() error {
-	if f := c.SASL.PasswordFile; f != "" {
-		if c.SASL.Password != "" {
-			return errors.New("sasl.password and sasl.password_file are both set; use one")
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("sasl.password_file: %w", err)
-		}
-		c.SASL.Password = strings.TrimRight(string(b), "\r\n")
+	if err := sink.ReadSecretFile("sasl.password", &c.SASL.Password, c.SASL.PasswordFile); err != nil {
+		return err
 	}
-	if err := c.Config.Validate(); err != nil {
-		// Field names here are relative to the sink's block; drop the package prefix.
-		return redactErr(errors.New(strings.TrimPrefix(err.Error(), "kafka: ")), c.secrets())
-	}
-	return nil
+	return sink.BlockError(c.Config.Validate(), "kafka", c.secrets())
 }
 
 // Secrets implements sink.Config.

@@ -1,19 +1,16 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,10 +19,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
-	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/cloudevents"
-	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/internal/testdb"
+	"github.com/conveyorhq/conveyor/internal/testproc"
 	"github.com/conveyorhq/conveyor/sink/kafka"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 // The test environment, exported by `eval "$(scripts/services.sh env)"` after
@@ -43,21 +41,6 @@ const brokerMaxMessage = 1048588
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// requireEnv returns the variable's value. Without it the test fails in CI and is
-// skipped elsewhere.
-func requireEnv(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := name + " is not set; run `scripts/services.sh up kafka` and `eval \"$(scripts/services.sh env)\"`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return v
-}
-
 // uniqueTopic returns a topic name no other test uses.
 func uniqueTopic(name string) string {
 	return "conveyor-test-" + name + "-" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
@@ -69,15 +52,13 @@ func uniqueTopic(name string) string {
 type broker struct {
 	libs, dir, props, log4j string
 	port                    int
-	cmd                     *exec.Cmd
-	exited                  chan struct{}
-	out                     *syncBuffer
+	proc                    *testproc.Process
 }
 
 func newBroker(t *testing.T) *broker {
 	t.Helper()
-	b := &broker{libs: requireEnv(t, EnvLibs), dir: t.TempDir(), port: freePort(t), out: &syncBuffer{}}
-	controller := freePort(t)
+	b := &broker{libs: testdb.Require(t, EnvLibs), dir: t.TempDir(), port: testproc.FreePort(t), proc: testproc.New(t, "kafka broker")}
+	controller := testproc.FreePort(t)
 	b.props = filepath.Join(b.dir, "server.properties")
 	b.log4j = filepath.Join(b.dir, "log4j2.properties")
 	props := fmt.Sprintf(`process.roles=broker,controller
@@ -118,12 +99,6 @@ background.threads=2
 		t.Fatalf("kafka storage format: %v\n%s", err, out)
 	}
 	b.Start(t)
-	t.Cleanup(func() {
-		b.Stop(t)
-		if t.Failed() {
-			t.Logf("kafka broker output:\n%s", b.out)
-		}
-	})
 	return b
 }
 
@@ -141,134 +116,24 @@ func (b *broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
 func (b *broker) Start(t *testing.T) {
 	t.Helper()
 	t0 := time.Now()
-	b.cmd = b.java("kafka.Kafka", b.props)
-	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
-	require.NoError(t, b.cmd.Start())
-	b.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(b.cmd, b.exited)
-
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	require.NoError(t, err)
 	defer cl.Close()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case <-b.exited:
-			t.Fatalf("kafka broker exited at startup:\n%s", b.out)
-		default:
-		}
+	b.proc.Start(t, b.java("kafka.Kafka", b.props), 90*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := cl.Ping(ctx)
-		cancel()
-		if err == nil {
-			t.Logf("kafka broker up on %s in %s", b.Addr(), time.Since(t0).Round(time.Millisecond))
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "kafka broker did not answer on %s: %v\n%s", b.Addr(), err, b.out)
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer cancel()
+		return cl.Ping(ctx)
+	})
+	t.Logf("kafka broker up on %s in %s", b.Addr(), time.Since(t0).Round(time.Millisecond))
 }
 
 // Stop kills the broker, as a crash would.
-func (b *broker) Stop(*testing.T) {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Kill()
-	<-b.exited
-	b.cmd = nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// testLogger logs to a buffer, printed when the test fails.
-func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
-	t.Helper()
-	buf := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sink log:\n%s", buf)
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
-}
+func (b *broker) Stop(*testing.T) { b.proc.Kill() }
 
 // newSink opens a sink and closes it when the test ends.
 func newSink(t *testing.T, cfg kafka.Config) *kafka.Sink {
 	t.Helper()
-	log, _ := testLogger(t)
-	s, err := kafka.New(t.Context(), cfg, log)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, s.Close(ctx))
-	})
-	return s
-}
-
-func newEvent(key string) *conveyor.Event {
-	return &conveyor.Event{
-		ID:        uuid.Must(uuid.NewV7()),
-		Type:      "order.paid",
-		Source:    "/shop",
-		Subject:   "order/42",
-		Key:       key,
-		Data:      []byte(`{"order_id":42,"total":"19.90"}`),
-		CreatedAt: time.Now().Add(-time.Second).Round(time.Microsecond),
-		Headers: map[string]string{
-			"traceparent":      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-			"x-correlation-id": "c-" + uuid.NewString(),
-		},
-	}
-}
-
-func messages(topic string, events ...*conveyor.Event) []*sink.Message {
-	out := make([]*sink.Message, len(events))
-	for i, e := range events {
-		out[i] = &sink.Message{Event: e, Destination: topic, Route: "test"}
-	}
-	return out
-}
-
-func publish(t *testing.T, s sink.Sink, topic string, events ...*conveyor.Event) []error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := s.Publish(ctx, messages(topic, events...))
-	require.Len(t, errs, len(events))
-	return errs
-}
-
-func requireNoErrors(t *testing.T, errs []error) {
-	t.Helper()
-	for i, err := range errs {
-		require.NoError(t, err, "message %d", i)
-	}
+	return sinktest.Open(t, func(log *slog.Logger) (*kafka.Sink, error) { return kafka.New(t.Context(), cfg, log) })
 }
 
 // consumed is a record read back with a plain franz-go consumer.

@@ -15,8 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/conveyorhq/conveyor"
+	"github.com/conveyorhq/conveyor/internal/testproc"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/kafka"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 // The tests in this file run against kfake, franz-go's in-process fake cluster: fast,
@@ -66,10 +68,10 @@ func TestKeyedEventsShareAPartition(t *testing.T) {
 	for round := range 5 {
 		var evs []*conveyor.Event
 		for _, k := range keys { // one event per key per call, as the relay does
-			evs = append(evs, newEvent(k))
+			evs = append(evs, sinktest.OrderPaid(k))
 		}
-		evs = append(evs, newEvent("")) // unordered
-		requireNoErrors(t, publish(t, s, "orders", evs...))
+		evs = append(evs, sinktest.OrderPaid("")) // unordered
+		sinktest.RequireNoErrors(t, sinktest.Publish(t, s, "orders", evs...))
 		_ = round
 	}
 	got := consume(t, c.ListenAddrs(), "orders", 20, 10*time.Second)
@@ -126,7 +128,7 @@ func TestProduceErrorsAreClassified(t *testing.T) {
 			s := newSink(t, fakeConfig(c))
 			answerProduce(c, tc.err.Code, 1000)
 			start := time.Now()
-			errs := publish(t, s, "t", newEvent("k"))
+			errs := sinktest.Publish(t, s, "t", sinktest.OrderPaid("k"))
 			require.Error(t, errs[0])
 			require.Equal(t, tc.want, sink.KindOf(errs[0]), "%v", errs[0])
 			require.Contains(t, errs[0].Error(), tc.says)
@@ -141,9 +143,9 @@ func TestTooLargeForTheClientIsPermanent(t *testing.T) {
 	cfg := fakeConfig(c)
 	cfg.BatchMaxBytes = 64 * 1024
 	s := newSink(t, cfg)
-	big := newEvent("")
+	big := sinktest.OrderPaid("")
 	big.Data = fmt.Appendf(nil, `{"blob":%q}`, make([]byte, 70*1024))
-	errs := publish(t, s, "t", big, newEvent("a"))
+	errs := sinktest.Publish(t, s, "t", big, sinktest.OrderPaid("a"))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "batch_max_bytes (65536)")
 	require.NoError(t, errs[1], "the other message of the call is unaffected")
@@ -153,7 +155,7 @@ func TestMissingTopicIsPermanent(t *testing.T) {
 	t.Parallel()
 	c := newFake(t)
 	s := newSink(t, fakeConfig(c))
-	errs := publish(t, s, "no-such-topic", newEvent("k"))
+	errs := sinktest.Publish(t, s, "no-such-topic", sinktest.OrderPaid("k"))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), `topic "no-such-topic" does not exist`)
 	require.Contains(t, errs[0].Error(), "create_topics")
@@ -166,7 +168,7 @@ func TestCreateTopics(t *testing.T) {
 	cfg.CreateTopics = &kafka.CreateTopicsConfig{Partitions: 4, ReplicationFactor: 1}
 	cfg.Topics = []string{"listed"}
 	s := newSink(t, cfg) // creates "listed" at startup
-	requireNoErrors(t, publish(t, s, "rendered.on.the.fly", newEvent("k")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, "rendered.on.the.fly", sinktest.OrderPaid("k")))
 	require.NoError(t, s.Check(t.Context()))
 
 	admin := kgoClient(t, c)
@@ -196,7 +198,7 @@ func TestCheckReportsMissingTopic(t *testing.T) {
 
 func TestUnreachableBrokerIsTransient(t *testing.T) {
 	t.Parallel()
-	cfg := kafka.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, DialTimeout: 500 * time.Millisecond}
+	cfg := kafka.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", testproc.FreePort(t))}, DialTimeout: 500 * time.Millisecond}
 	start := time.Now()
 	_, err := kafka.New(t.Context(), cfg, nil)
 	require.Error(t, err)
@@ -209,10 +211,10 @@ func TestOutageIsTransientWithinTheDeliveryTimeout(t *testing.T) {
 	t.Parallel()
 	c := newFake(t, kfake.SeedTopics(1, "t"))
 	s := newSink(t, fakeConfig(c))
-	requireNoErrors(t, publish(t, s, "t", newEvent("k")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, "t", sinktest.OrderPaid("k")))
 	c.Close()
 	start := time.Now()
-	errs := publish(t, s, "t", newEvent("k"), newEvent("j"))
+	errs := sinktest.Publish(t, s, "t", sinktest.OrderPaid("k"), sinktest.OrderPaid("j"))
 	for _, err := range errs {
 		require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	}
@@ -225,7 +227,7 @@ func TestPublishReturnsWhenTheContextEnds(t *testing.T) {
 	cfg := fakeConfig(c)
 	cfg.DeliveryTimeout = time.Minute
 	s := newSink(t, cfg)
-	requireNoErrors(t, publish(t, s, "t", newEvent("k")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, "t", sinktest.OrderPaid("k")))
 	// The broker swallows produce requests and never answers.
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -234,7 +236,7 @@ func TestPublishReturnsWhenTheContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
-	errs := s.Publish(ctx, messages("t", newEvent("k")))
+	errs := s.Publish(ctx, sinktest.Messages("t", sinktest.OrderPaid("k")))
 	require.Less(t, time.Since(start), 3*time.Second)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]), "%v", errs[0])
 	require.True(t, errors.Is(errs[0], context.DeadlineExceeded), "%v", errs[0])
@@ -248,7 +250,7 @@ func TestPublishAfterCloseIsTransient(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close(t.Context()))
 	require.NoError(t, s.Close(t.Context()))
-	errs := s.Publish(t.Context(), messages("t", newEvent("k")))
+	errs := s.Publish(t.Context(), sinktest.Messages("t", sinktest.OrderPaid("k")))
 	require.ErrorIs(t, errs[0], kafka.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]))
 }
@@ -257,7 +259,7 @@ func TestInvalidDestinationIsPermanent(t *testing.T) {
 	t.Parallel()
 	c := newFake(t, kfake.SeedTopics(1, "t"))
 	s := newSink(t, fakeConfig(c))
-	errs := publish(t, s, "orders/{bad}", newEvent("k"))
+	errs := sinktest.Publish(t, s, "orders/{bad}", sinktest.OrderPaid("k"))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "invalid destination")
 }
@@ -278,7 +280,7 @@ func TestOutageWhileCreatingTopicsIsTransientAndBounded(t *testing.T) {
 	s := newSink(t, cfg)
 	c.Close()
 	start := time.Now()
-	errs := publish(t, s, "new-topic", newEvent("a"), newEvent("b"), newEvent("c"))
+	errs := sinktest.Publish(t, s, "new-topic", sinktest.OrderPaid("a"), sinktest.OrderPaid("b"), sinktest.OrderPaid("c"))
 	for _, err := range errs {
 		require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	}

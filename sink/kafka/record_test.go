@@ -8,11 +8,12 @@ import (
 	"github.com/conveyorhq/conveyor/cloudevents"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/kafka"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestRecordMapping(t *testing.T) {
 	t.Parallel()
-	ev := newEvent("customer-7")
+	ev := sinktest.OrderPaid("customer-7")
 	ev.Headers["ce_id"] = "spoofed" // an extra header never replaces an attribute
 	r, err := kafka.Record(&sink.Message{Event: ev, Destination: "orders.v1", Route: "r"})
 	require.NoError(t, err)
@@ -46,7 +47,7 @@ func TestRecordMapping(t *testing.T) {
 
 func TestRecordWithoutKeyHasNilKey(t *testing.T) {
 	t.Parallel()
-	r, err := kafka.Record(&sink.Message{Event: newEvent(""), Destination: "t"})
+	r, err := kafka.Record(&sink.Message{Event: sinktest.OrderPaid(""), Destination: "t"})
 	require.NoError(t, err)
 	require.Nil(t, r.Key, "an unordered event spreads over partitions")
 }
@@ -56,7 +57,7 @@ func TestRecordRefusesBadMessages(t *testing.T) {
 	_, err := kafka.Record(&sink.Message{Destination: "t"})
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err))
 	for _, dest := range []string{"", "a b", "orders/paid", "ü", "..", string(make([]byte, 250))} {
-		_, err := kafka.Record(&sink.Message{Event: newEvent("k"), Destination: dest, Route: "r"})
+		_, err := kafka.Record(&sink.Message{Event: sinktest.OrderPaid("k"), Destination: dest, Route: "r"})
 		require.Error(t, err, "%q", dest)
 		require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%q", dest)
 	}

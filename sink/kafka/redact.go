@@ -1,11 +1,10 @@
 package kafka
 
 import (
-	"net/url"
 	"strings"
-)
 
-const redacted = "REDACTED"
+	"github.com/conveyorhq/conveyor/sink"
+)
 
 // redactBroker hides user information someone put in a broker address by mistake
 // ("user:password@host:9092"); Validate refuses such an address, but its error and the
@@ -19,22 +18,13 @@ func redactBroker(b string) string {
 	if scheme, _, ok := strings.Cut(b, "://"); ok {
 		prefix = scheme + "://"
 	}
-	return prefix + redacted + b[at:]
+	return prefix + sink.Redacted + b[at:]
 }
 
 // secrets returns the strings that must never appear in an error or a log line: the
 // SASL password, raw and URL-decoded, and user information inside broker addresses.
 func (c Config) secrets() []string {
-	var out []string
-	add := func(s string) {
-		if s != "" {
-			out = append(out, s)
-			if u, err := url.PathUnescape(s); err == nil && u != s {
-				out = append(out, u)
-			}
-		}
-	}
-	add(c.SASL.Password)
+	out := sink.AppendSecret(nil, c.SASL.Password)
 	for _, b := range c.Brokers {
 		if at := strings.LastIndex(b, "@"); at >= 0 {
 			info := b[:at]
@@ -42,38 +32,11 @@ func (c Config) secrets() []string {
 				info = rest
 			}
 			if _, pw, ok := strings.Cut(info, ":"); ok {
-				add(pw)
+				out = sink.AppendSecret(out, pw)
 			} else {
-				add(info)
+				out = sink.AppendSecret(out, info)
 			}
 		}
 	}
 	return out
-}
-
-// redactedError hides secrets in an error's message while keeping the chain for
-// errors.Is and errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactErr returns err with every secret in its message replaced. Errors without a
-// secret are returned unchanged.
-func redactErr(err error, secrets []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		clean = strings.ReplaceAll(clean, s, redacted)
-	}
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
 }

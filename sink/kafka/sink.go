@@ -11,11 +11,10 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,10 +48,7 @@ type Sink struct {
 	limits   sync.Map // topic -> int: max.message.bytes
 	createMu sync.Mutex
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -68,7 +64,7 @@ var (
 // that says what to change. A nil logger discards logs.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, cfg.secrets())
+		return nil, sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -81,7 +77,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, redactErr(fmt.Errorf("kafka: %w", err), s.secrets)
+		return nil, sink.RedactError(fmt.Errorf("kafka: %w", err), s.secrets)
 	}
 	s.cl, s.adm = cl, kadm.NewClient(cl)
 	if err := s.Check(ctx); err != nil {
@@ -157,24 +153,10 @@ func mechanism(c SASLConfig) sasl.Mechanism {
 }
 
 func tlsConfig(t TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sink.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return tc, nil
 }
@@ -210,14 +192,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // The relay never passes two messages with one ordering key in one call; within a
 // partition the idempotent producer keeps the order of records across its retries.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
+	defer s.gate.Leave()
+	errs := make([]error, len(msgs))
 
 	type result struct {
 		i   int
@@ -287,31 +266,13 @@ func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
 	return errs
 }
 
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
-}
-
 // Close stops new publishes, waits for in-flight ones to finish or ctx to end, then
 // closes the client (failing whatever is still buffered). Calling it again returns the
 // first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("kafka: closing with publishes still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("kafka: closing with publishes still in flight: %w", err)
 		}
 		s.cl.Close()
 	})
@@ -342,7 +303,7 @@ func (l *logger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	for i, v := range keyvals {
 		if err, ok := v.(error); ok {
-			keyvals[i] = redactErr(err, l.secrets).Error()
+			keyvals[i] = sink.RedactError(err, l.secrets).Error()
 		}
 	}
 	l.log.Log(context.Background(), lv, "kafka: "+msg, keyvals...)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/conveyorhq/conveyor/internal/testlog"
 	"github.com/conveyorhq/conveyor/sink/kafka"
 	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
@@ -30,7 +31,7 @@ func TestSinkConformance(t *testing.T) {
 		},
 		New: func(t *testing.T) *sinktest.Env {
 			prefix := uniqueTopic("st")
-			log, _ := testLogger(t)
+			log, _ := testlog.New(t)
 			s, err := kafka.New(context.Background(), kafka.Config{
 				Brokers:         []string{b.Addr()},
 				CreateTopics:    &kafka.CreateTopicsConfig{Partitions: 3},

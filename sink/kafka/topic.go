@@ -93,7 +93,7 @@ func (s *Sink) waitLeaders(ctx context.Context, topic string) {
 
 // adminError classifies a failed metadata or create-topic request about topic.
 func (s *Sink) adminError(op, topic string, err error) error {
-	err = redactErr(err, s.secrets)
+	err = sink.RedactError(err, s.secrets)
 	switch {
 	case errors.Is(err, kerr.InvalidTopicException):
 		return sink.Permanent(fmt.Errorf("kafka: the broker refuses topic name %q; fix the route's destination: %w", topic, err))
@@ -147,7 +147,7 @@ func (s *Sink) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 	defer cancel()
 	rcs, err := s.adm.DescribeTopicConfigs(lctx, topic)
 	if err != nil {
-		return 0, redactErr(err, s.secrets)
+		return 0, sink.RedactError(err, s.secrets)
 	}
 	rc, err := rcs.On(topic, nil)
 	if err == nil {

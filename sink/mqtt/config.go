@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -133,15 +135,15 @@ func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse errors quote the whole URL, password included.
-		return fmt.Errorf("%s is not a valid URL", redactURL(raw))
+		return fmt.Errorf("%s is not a valid URL", sink.RedactPassword(raw))
 	}
 	switch u.Scheme {
 	case "mqtt", "tcp", "mqtts", "tls", "ssl", "ws", "wss":
 	default:
-		return fmt.Errorf("%s: scheme must be mqtt, mqtts, tls, ssl, ws or wss", redactURL(raw))
+		return fmt.Errorf("%s: scheme must be mqtt, mqtts, tls, ssl, ws or wss", sink.RedactPassword(raw))
 	}
 	if u.Hostname() == "" {
-		return fmt.Errorf("%s has no host", redactURL(raw))
+		return fmt.Errorf("%s has no host", sink.RedactPassword(raw))
 	}
 	return nil
 }
@@ -169,9 +171,9 @@ func (c Config) usesTLS() bool {
 // Redacted returns c with its password replaced, and the URL's hidden, for printing.
 func (c Config) Redacted() Config {
 	if c.Password != "" {
-		c.Password = redacted
+		c.Password = sink.Redacted
 	}
-	c.URL = redactURL(c.URL)
+	c.URL = sink.RedactPassword(c.URL)
 	return c
 }
 

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/mqtt"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -63,8 +63,6 @@ func TestSinkConfigYAML(t *testing.T) {
 	t.Parallel()
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(pwFile, []byte("fr0m-file\n"), 0o600))
-	c, ok := sink.NewConfig("mqtt")
-	require.True(t, ok, "type mqtt is registered")
 	doc := fmt.Sprintf(`
 url: mqtts://broker.example.com:8883
 username: conveyor
@@ -74,11 +72,8 @@ message_expiry: 24h
 publish_timeout: 5s
 tls: {ca_file: /etc/ca.pem}
 `, pwFile)
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(doc)))
-	dec.KnownFields(true)
-	require.NoError(t, dec.Decode(c))
-	c.Defaults()
-	require.NoError(t, c.Validate())
+	c, err := sinktest.DecodeConfig(t, "mqtt", doc)
+	require.NoError(t, err)
 	require.NoError(t, c.Validate(), "Validate may run twice")
 	sc := c.(*mqtt.SinkConfig)
 	require.Equal(t, "fr0m-file", sc.Password)

@@ -1,16 +1,13 @@
 package mqtt_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +19,7 @@ import (
 	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/cloudevents"
 	"github.com/conveyorhq/conveyor/internal/testdb"
-	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/internal/testproc"
 	"github.com/conveyorhq/conveyor/sink/mqtt"
 	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
@@ -42,20 +39,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type broker struct {
 	bin, dir, conf string
 	port           int
-	cmd            *exec.Cmd
-	exited         chan struct{}
-	log            *bytes.Buffer
+	proc           *testproc.Process
 }
 
 // newBroker starts mosquitto with password authentication, an ACL that forbids
 // "forbidden/#", and extra config lines.
 func newBroker(t *testing.T, extra string) *broker {
 	t.Helper()
-	b := &broker{bin: testdb.Require(t, envMosquitto), dir: t.TempDir(), log: &bytes.Buffer{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	b.port = ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
+	b := &broker{bin: testdb.Require(t, envMosquitto), dir: t.TempDir(), port: testproc.FreePort(t),
+		proc: testproc.New(t, "mosquitto")}
 
 	passwd := filepath.Join(b.dir, "passwd")
 	out, err := exec.Command(filepath.Join(filepath.Dir(b.bin), "..", "bin", "mosquitto_passwd"), "-b", "-c", passwd, testUser, testPassword).CombinedOutput()
@@ -79,12 +71,7 @@ log_type warning
 %s
 `, b.port, passwd, acl, b.dir, extra)), 0o600))
 	b.Start(t)
-	t.Cleanup(func() {
-		b.Stop(t)
-		if t.Failed() {
-			t.Logf("mosquitto output:\n%s", b.log)
-		}
-	})
+	t.Cleanup(func() { b.Stop(t) })
 	return b
 }
 
@@ -94,42 +81,13 @@ func (b *broker) URL() string {
 
 func (b *broker) Start(t *testing.T) {
 	t.Helper()
-	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	require.NoError(t, b.cmd.Start())
-	b.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) { _ = cmd.Wait(); close(exited) }(b.cmd, b.exited)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-b.exited:
-			t.Fatalf("mosquitto exited: %s", b.log)
-		default:
-		}
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", b.port)); err == nil {
-			_ = c.Close()
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "mosquitto did not listen: %s", b.log)
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr := fmt.Sprintf("127.0.0.1:%d", b.port)
+	b.proc.Start(t, exec.Command(b.bin, "-c", b.conf), 10*time.Second, testproc.Listening(addr))
 }
 
 // Stop stops mosquitto with SIGTERM, which saves its state; calling it again does
 // nothing.
-func (b *broker) Stop(*testing.T) {
-	if b.cmd == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.exited
-	}
-	b.cmd = nil
-}
+func (b *broker) Stop(*testing.T) { b.proc.Stop(10 * time.Second) }
 
 // consumer subscribes with QoS 1 and a session that outlives disconnects, and collects
 // messages by topic.
@@ -250,16 +208,3 @@ func newSink(t *testing.T, cfg mqtt.Config) *mqtt.Sink {
 }
 
 func event(n int) *conveyor.Event { return sinktest.NewEvent("order.paid", "", n) }
-
-func publish(t *testing.T, s sink.Sink, dest string, evs ...*conveyor.Event) []error {
-	t.Helper()
-	msgs := make([]*sink.Message, len(evs))
-	for i, e := range evs {
-		msgs[i] = &sink.Message{Event: e, Destination: dest, Route: "test"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := s.Publish(ctx, msgs)
-	require.Len(t, errs, len(evs))
-	return errs
-}

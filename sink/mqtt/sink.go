@@ -12,13 +12,11 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -53,9 +51,8 @@ type Sink struct {
 	maxPacket   uint32 // the broker's Maximum Packet Size; 0 means no limit given
 	connectErr  error  // the last failed connection attempt
 	connectedAt time.Time
-	closed      bool
-	active      sync.WaitGroup
 
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -70,13 +67,13 @@ var (
 // credentials give a plain error that says what to change. A nil logger discards logs.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, cfg.secrets())
+		return nil, sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{cfg: cfg, log: log, url: redactURL(cfg.URL), secrets: cfg.secrets(), sem: make(chan struct{}, cfg.MaxInFlight)}
+	s := &Sink{cfg: cfg, log: log, url: sink.RedactPassword(cfg.URL), secrets: cfg.secrets(), sem: make(chan struct{}, cfg.MaxInFlight)}
 
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
@@ -224,7 +221,7 @@ func (s *Sink) connectError() error {
 	return sink.Transient(fmt.Errorf("mqtt: cannot connect to %s within %s (is the broker running and reachable?): %w", s.url, s.cfg.ConnectTimeout, err))
 }
 
-func (s *Sink) redact(err error) error { return redactErr(err, s.secrets) }
+func (s *Sink) redact(err error) error { return sink.RedactError(err, s.secrets) }
 
 // Check verifies that the connection is up.
 func (s *Sink) Check(ctx context.Context) error {
@@ -239,31 +236,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // Publish publishes msgs with QoS 1, at most MaxInFlight at a time across all calls,
 // and waits for each PUBACK.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
-
-	var wg sync.WaitGroup
-	for i, m := range msgs {
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			errs[i] = sink.Transient(fmt.Errorf("mqtt: publish not started: %w", ctx.Err()))
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-s.sem; wg.Done() }()
-			errs[i] = s.publish(ctx, m)
-		}()
-	}
-	wg.Wait()
-	return errs
+	defer s.gate.Leave()
+	return sink.FanOut(ctx, msgs, s.sem, "mqtt: publish not started", s.publish)
 }
 
 // publish sends one message and waits for its PUBACK.
@@ -360,36 +337,12 @@ func checkTopic(t string) error {
 }
 
 func tlsConfig(t TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt: tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sink.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	return tc, nil
-}
-
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
 }
 
 // shutdown disconnects and stops reconnecting.
@@ -410,15 +363,8 @@ func (s *Sink) shutdown(ctx context.Context) {
 // disconnects. Calling it again returns the first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("mqtt: closing with publishes still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("mqtt: closing with publishes still in flight: %w", err)
 		}
 		s.shutdown(ctx)
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/conveyorhq/conveyor/internal/testdb"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/mqtt"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 // sharedURL is the private mosquitto of scripts/services.sh (max_packet_size 1 MiB).
@@ -29,7 +30,7 @@ func TestWireMappingOnSharedBroker(t *testing.T) {
 	s := newSink(t, mqtt.Config{URL: u, MessageExpiry: time.Hour})
 	require.NoError(t, s.Check(context.Background()))
 	e := event(1)
-	require.NoError(t, publish(t, s, topic, e)[0])
+	require.NoError(t, sinktest.Publish(t, s, topic, e)[0])
 	got := c.receive(t, topic, 1, 10*time.Second)
 	require.Len(t, got, 1)
 	require.Equal(t, e.ID.String(), got[0].ID)
@@ -83,7 +84,7 @@ func TestRefusalsAndOutage(t *testing.T) {
 	s := newSink(t, mqtt.Config{URL: b.URL(), PublishTimeout: 2 * time.Second})
 
 	// The ACL forbids it: PUBACK 0x87, permanent.
-	err := publish(t, s, "forbidden/orders", event(1))[0]
+	err := sinktest.Publish(t, s, "forbidden/orders", event(1))[0]
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "0x87")
 
@@ -91,31 +92,31 @@ func TestRefusalsAndOutage(t *testing.T) {
 	// connection stays up.
 	big := event(2)
 	big.Data = []byte(`"` + strings.Repeat("x", 5000) + `"`)
-	err = publish(t, s, "ok/big", big)[0]
+	err = sinktest.Publish(t, s, "ok/big", big)[0]
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "Maximum Packet Size of 4096")
-	require.NoError(t, publish(t, s, "ok/small", event(3))[0])
+	require.NoError(t, sinktest.Publish(t, s, "ok/small", event(3))[0])
 
 	// Wildcards and empty topics are not topics to publish to.
 	for _, topic := range []string{"", "a/+/b", "a/#"} {
-		err = publish(t, s, topic, event(4))[0]
+		err = sinktest.Publish(t, s, topic, event(4))[0]
 		require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%q: %v", topic, err)
 	}
 
 	// A local limit applies without the broker.
 	small := newSink(t, mqtt.Config{URL: b.URL(), MaxMessageBytes: 10})
-	err = publish(t, small, "ok/x", event(5))[0]
+	err = sinktest.Publish(t, small, "ok/x", event(5))[0]
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 
 	// While the broker is down publishes fail at once as outages; afterwards the sink
 	// reconnects by itself.
 	b.Stop(t)
 	start := time.Now()
-	err = publish(t, s, "ok/down", event(6))[0]
+	err = sinktest.Publish(t, s, "ok/down", event(6))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	require.Less(t, time.Since(start), 3*time.Second)
 	b.Start(t)
-	require.Eventually(t, func() bool { return publish(t, s, "ok/up", event(7))[0] == nil }, 15*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return sinktest.Publish(t, s, "ok/up", event(7))[0] == nil }, 15*time.Second, 100*time.Millisecond)
 }
 
 func TestClosedSinkRefusesTransient(t *testing.T) {
@@ -123,7 +124,7 @@ func TestClosedSinkRefusesTransient(t *testing.T) {
 	s := newSink(t, mqtt.Config{URL: sharedURL(t)})
 	require.NoError(t, s.Close(context.Background()))
 	require.NoError(t, s.Close(context.Background()))
-	err := publish(t, s, "conveyor/closed", event(1))[0]
+	err := sinktest.Publish(t, s, "conveyor/closed", event(1))[0]
 	require.ErrorIs(t, err, mqtt.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(err))
 }

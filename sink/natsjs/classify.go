@@ -32,7 +32,7 @@ const duplicateRetry = time.Second
 // classify turns a publish failure of m into a sink error (G5). verdicts caches, per
 // subject, the answer to "does any stream capture it?" for one Publish call.
 func (s *Sink) classify(ctx context.Context, m *sink.Message, err error, verdicts map[string]error) error {
-	err = redactErr(err, s.conn.secrets)
+	err = sink.RedactError(err, s.conn.secrets)
 	id := m.Event.ID
 	var apiErr *jetstream.APIError
 	switch {
@@ -100,7 +100,7 @@ func (s *Sink) noResponders(ctx context.Context, subject string, cause error, ve
 		v = sink.Permanent(fmt.Errorf("natsjs: no JetStream stream captures subject %q; add it to a stream's subjects (stream %q is configured with %q) or fix the route's destination: %w",
 			subject, s.cfg.Stream, s.cfg.Subjects, cause))
 	case err != nil:
-		v = sink.Transient(fmt.Errorf("natsjs: JetStream did not answer for subject %q, and looking up its stream failed: %w", subject, redactErr(err, s.conn.secrets)))
+		v = sink.Transient(fmt.Errorf("natsjs: JetStream did not answer for subject %q, and looking up its stream failed: %w", subject, sink.RedactError(err, s.conn.secrets)))
 	default:
 		v = sink.Transient(fmt.Errorf("natsjs: stream %q captures subject %q but did not answer; JetStream may be unavailable: %w", name, subject, cause))
 	}

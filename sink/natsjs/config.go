@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -223,10 +225,10 @@ func checkSubject(s string, wild bool) error {
 // of its URL hidden, for printing.
 func (c Config) Redacted() Config {
 	if c.Password != "" {
-		c.Password = redacted
+		c.Password = sink.Redacted
 	}
 	if c.Token != "" {
-		c.Token = redacted
+		c.Token = sink.Redacted
 	}
 	c.URL = redactURL(c.URL)
 	return c

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,14 +37,14 @@ func connect(c Config, log *slog.Logger) (*conn, error) {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("natsjs: disconnected; reconnecting", "url", cn.url, "err", redactErr(err, cn.secrets))
+				log.Warn("natsjs: disconnected; reconnecting", "url", cn.url, "err", sink.RedactError(err, cn.secrets))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("natsjs: reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Error("natsjs: asynchronous error", "url", cn.url, "err", redactErr(err, cn.secrets))
+			log.Error("natsjs: asynchronous error", "url", cn.url, "err", sink.RedactError(err, cn.secrets))
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { closeOnce.Do(func() { close(cn.closed) }) }),
 	}
@@ -85,7 +84,7 @@ func connect(c Config, log *slog.Logger) (*conn, error) {
 // connectError explains a failed first connection and classifies it: a server that
 // cannot be reached is an outage, bad credentials or TLS settings are not.
 func (cn *conn) connectError(err error) error {
-	err = redactErr(err, cn.secrets)
+	err = sink.RedactError(err, cn.secrets)
 	var certErr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
@@ -100,24 +99,10 @@ func (cn *conn) connectError(err error) error {
 }
 
 func tlsConfig(t TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("natsjs: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("natsjs: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("natsjs: tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sink.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		InsecureSkipVerify: t.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: %w", err)
 	}
 	return tc, nil
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/sink/natsjs"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestEmbeddedPortInUse(t *testing.T) {
@@ -26,7 +26,7 @@ func TestEmbeddedKeepsStreamsAcrossRestart(t *testing.T) {
 	srv := newEmbedded(t)
 	s, err := natsjs.New(t.Context(), natsjs.Config{URL: srv.URL(), CreateStream: true}, nil)
 	require.NoError(t, err)
-	requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x")))
+	sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid(""))))
 	require.NoError(t, s.Close(t.Context()))
 
 	srv.Stop(t)

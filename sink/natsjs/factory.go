@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/conveyorhq/conveyor/sink"
 )
@@ -48,35 +46,17 @@ func (c *SinkConfig) Defaults() {
 
 // Validate implements sink.Config; it also reads the *_file secrets.
 func (c *SinkConfig) Validate() error {
-	read := func(field string, val *string, file string) error {
-		if file == "" {
-			return nil
-		}
-		if *val != "" {
-			return fmt.Errorf("%s and %s_file are both set; use one", field, field)
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("%s_file: %w", field, err)
-		}
-		*val = strings.TrimRight(string(b), "\r\n")
-		return nil
-	}
-	if err := errors.Join(read("password", &c.Password, c.PasswordFile), read("token", &c.Token, c.TokenFile)); err != nil {
+	if err := errors.Join(
+		sink.ReadSecretFile("password", &c.Password, c.PasswordFile),
+		sink.ReadSecretFile("token", &c.Token, c.TokenFile),
+	); err != nil {
 		return err
 	}
 	if c.Embedded.Port < -1 || c.Embedded.Port > 65535 {
 		return fmt.Errorf("embedded.port: out of range: %d", c.Embedded.Port)
 	}
-	if err := c.Config.Validate(); err != nil {
-		// Field names here are relative to the sink's block; drop the package prefix.
-		lines := strings.Split(err.Error(), "\n")
-		for i, l := range lines {
-			lines[i] = strings.TrimPrefix(l, "natsjs: ")
-		}
-		return errors.New(strings.Join(lines, "\n"))
-	}
-	return nil
+	// No secrets to hide: Config.Validate already redacts the URLs it quotes.
+	return sink.BlockError(c.Config.Validate(), "natsjs", nil)
 }
 
 // Secrets implements sink.Config.

@@ -35,10 +35,7 @@ type Sink struct {
 	conn *conn
 	js   jetstream.JetStream
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -54,7 +51,7 @@ var (
 // to change. Once connected the sink reconnects forever. A nil logger discards logs.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, cfg.secrets())
+		return nil, sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -127,7 +124,7 @@ func (s *Sink) ensureStream(ctx context.Context) error {
 }
 
 func (s *Sink) streamError(op string, err error) error {
-	err = redactErr(err, s.conn.secrets)
+	err = sink.RedactError(err, s.conn.secrets)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("natsjs: JetStream stream %q does not exist on %s; create it (for example `nats stream add %s --subjects '%s'`) or set create_stream: true: %w",
@@ -154,22 +151,16 @@ func (s *Sink) Check(ctx context.Context) error {
 // event id. An acknowledgement that reports a duplicate is a success: the stream already
 // holds the event.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
-
+	defer s.gate.Leave()
 	if st := s.conn.nc.Status(); st != nats.CONNECTED {
 		err := sink.Transient(fmt.Errorf("natsjs: not connected to %s (%s)", s.conn.url, st))
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+		return slices.Repeat([]error{err}, len(msgs))
 	}
+
+	errs := make([]error, len(msgs))
 
 	verdicts := map[string]error{} // no-responders verdict per subject, for this call
 	futures := make([]jetstream.PubAckFuture, len(msgs))
@@ -224,30 +215,12 @@ func message(m *sink.Message) (*nats.Msg, error) {
 	return &nats.Msg{Subject: m.Destination, Header: h, Data: m.Event.Data}, nil
 }
 
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
-}
-
 // Close stops new publishes, waits for in-flight ones to finish or ctx to end, then
 // drains and closes the connection. Calling it again returns the first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("natsjs: closing with publishes still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("natsjs: closing with publishes still in flight: %w", err)
 		}
 		s.js.CleanupPublisher()
 		s.conn.close(ctx.Done())

@@ -13,22 +13,25 @@ import (
 
 	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/cloudevents"
+	"github.com/conveyorhq/conveyor/internal/testlog"
+	"github.com/conveyorhq/conveyor/internal/testproc"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/natsjs"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestPublishReadBack(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
 		s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
-		events := []*conveyor.Event{newEvent(t), newEvent(t), newEvent(t)}
+		events := []*conveyor.Event{sinktest.OrderPaid(""), sinktest.OrderPaid(""), sinktest.OrderPaid("")}
 		events[1].Subject = "" // optional attribute left out
 		events[2].Headers = nil
-		msgs := messages(events, "events.order.paid")
+		msgs := sinktest.Messages("events.order.paid", events...)
 		msgs[2].Destination = "events.invoice.issued"
 
 		before := time.Now()
-		requireNoErrors(t, s.Publish(t.Context(), msgs))
+		sinktest.RequireNoErrors(t, s.Publish(t.Context(), msgs))
 		after := time.Now()
 
 		got := readStream(t, srv.URL(), natsjs.DefaultStream, len(events))
@@ -119,11 +122,11 @@ func TestDeduplicateByEventID(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
 		s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
-		e := newEvent(t)
-		requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{e}, "events.order.paid")))
+		e := sinktest.OrderPaid("")
+		sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.order.paid", e)))
 		// A relay that lost its lease after the ack publishes the same event again.
-		requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{e}, "events.order.paid")))
-		requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{e, e}, "events.order.paid")))
+		sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.order.paid", e)))
+		sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.order.paid", e, e)))
 		require.Equal(t, uint64(1), streamMsgs(t, srv.URL(), natsjs.DefaultStream))
 	})
 }
@@ -147,7 +150,7 @@ func TestCreateStream(t *testing.T) {
 	str, err = jsClient(t, srv.URL()).Stream(t.Context(), "ORDERS")
 	require.NoError(t, err)
 	require.Equal(t, []string{"orders.>", "billing.>"}, str.CachedInfo().Config.Subjects)
-	requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "billing.invoice")))
+	sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("billing.invoice", sinktest.OrderPaid(""))))
 	require.NoError(t, s.Check(t.Context()))
 }
 
@@ -175,7 +178,7 @@ func TestSubjectNotCaptured(t *testing.T) {
 	t.Parallel()
 	srv := newEmbedded(t)
 	s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
-	msgs := messages([]*conveyor.Event{newEvent(t), newEvent(t), newEvent(t)}, "events.ok")
+	msgs := sinktest.Messages("events.ok", sinktest.OrderPaid(""), sinktest.OrderPaid(""), sinktest.OrderPaid(""))
 	msgs[1].Destination = "orders.paid"
 	msgs[2].Destination = "orders.paid"
 	errs := s.Publish(t.Context(), msgs)
@@ -191,7 +194,7 @@ func TestInvalidDestination(t *testing.T) {
 	srv := newEmbedded(t)
 	s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
 	for _, dest := range []string{"", "events.*", "events.>", "events..x", "events.with space"} {
-		errs := s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, dest))
+		errs := s.Publish(t.Context(), sinktest.Messages(dest, sinktest.OrderPaid("")))
 		require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%q: %v", dest, errs[0])
 	}
 	errs := s.Publish(t.Context(), []*sink.Message{{Destination: "events.x"}})
@@ -210,9 +213,9 @@ func TestMessageTooLarge(t *testing.T) {
 		})
 		require.NoError(t, err)
 		s := newSink(t, natsjs.Config{URL: srv.URL(), Stream: "SMALL"})
-		large, small := newEvent(t), newEvent(t)
+		large, small := sinktest.OrderPaid(""), sinktest.OrderPaid("")
 		large.Data = big
-		errs := s.Publish(t.Context(), messages([]*conveyor.Event{large, small}, "small.x"))
+		errs := s.Publish(t.Context(), sinktest.Messages("small.x", large, small))
 		require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 		require.ErrorContains(t, errs[0], "larger than the stream allows")
 		var apiErr *jetstream.APIError
@@ -225,9 +228,9 @@ func TestMessageTooLarge(t *testing.T) {
 		t.Parallel()
 		srv := newProcess(t, "max_payload: 2048\n")
 		s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
-		large, small := newEvent(t), newEvent(t)
+		large, small := sinktest.OrderPaid(""), sinktest.OrderPaid("")
 		large.Data = big
-		errs := s.Publish(t.Context(), messages([]*conveyor.Event{large, small}, "events.x"))
+		errs := s.Publish(t.Context(), sinktest.Messages("events.x", large, small))
 		require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 		require.ErrorContains(t, errs[0], "max_payload of 2048 bytes")
 		require.NoError(t, errs[1])
@@ -236,7 +239,7 @@ func TestMessageTooLarge(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	port := testproc.FreePort(t)
 	const password = "hunter2-unreachable"
 	_, err := natsjs.New(t.Context(), natsjs.Config{
 		URL:            fmt.Sprintf("nats://conveyor:%s@127.0.0.1:%d", password, port),
@@ -253,11 +256,11 @@ func TestServerStopAndRestart(t *testing.T) {
 	t.Parallel()
 	eachServer(t, func(t *testing.T, srv testServer) {
 		s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true, AckTimeout: 2 * time.Second})
-		requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x")))
+		sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid(""))))
 
 		srv.Stop(t)
 		for range 3 {
-			errs := s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t), newEvent(t)}, "events.x"))
+			errs := s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid(""), sinktest.OrderPaid("")))
 			for _, err := range errs {
 				require.Error(t, err)
 				require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
@@ -267,7 +270,7 @@ func TestServerStopAndRestart(t *testing.T) {
 		srv.Restart(t)
 		var last error
 		require.Eventually(t, func() bool {
-			last = s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x"))[0]
+			last = s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid("")))[0]
 			return last == nil
 		}, 30*time.Second, 250*time.Millisecond, "publishing resumes after the server is back")
 		require.NoError(t, last)
@@ -296,13 +299,13 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		}
 	}
 
-	log, buf := testLogger(t)
+	log, buf := testlog.New(t)
 	cfg := natsjs.Config{URL: "nats://conveyor:" + right + "@" + hostport, CreateStream: true}
 	s, err := natsjs.New(t.Context(), cfg, log)
 	require.NoError(t, err)
-	requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x")))
+	sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid(""))))
 	srv.Stop(t) // disconnect logs must not leak either
-	errs := s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x"))
+	errs := s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid("")))
 	require.Error(t, errs[0])
 	require.NotContains(t, errs[0].Error(), right)
 	require.NoError(t, s.Close(t.Context()))
@@ -318,16 +321,16 @@ func TestBoundedInFlight(t *testing.T) {
 	batch := func(n int) []*sink.Message {
 		events := make([]*conveyor.Event, n)
 		for i := range events {
-			events[i] = newEvent(t)
+			events[i] = sinktest.OrderPaid("")
 		}
-		return messages(events, "events.bulk")
+		return sinktest.Messages("events.bulk", events...)
 	}
-	requireNoErrors(t, s.Publish(t.Context(), batch(10_000)))
+	sinktest.RequireNoErrors(t, s.Publish(t.Context(), batch(10_000)))
 
 	// Concurrent calls share the one window.
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Go(func() { requireNoErrors(t, s.Publish(t.Context(), batch(2_500))) })
+		wg.Go(func() { sinktest.RequireNoErrors(t, s.Publish(t.Context(), batch(2_500))) })
 	}
 	wg.Wait()
 	require.Equal(t, uint64(20_000), streamMsgs(t, srv.URL(), natsjs.DefaultStream))
@@ -338,10 +341,10 @@ func TestClose(t *testing.T) {
 	srv := newEmbedded(t)
 	s, err := natsjs.New(t.Context(), natsjs.Config{URL: srv.URL(), CreateStream: true}, nil)
 	require.NoError(t, err)
-	requireNoErrors(t, s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x")))
+	sinktest.RequireNoErrors(t, s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid(""))))
 	require.NoError(t, s.Close(t.Context()))
 	require.NoError(t, s.Close(t.Context()), "Close is idempotent")
-	errs := s.Publish(t.Context(), messages([]*conveyor.Event{newEvent(t)}, "events.x"))
+	errs := s.Publish(t.Context(), sinktest.Messages("events.x", sinktest.OrderPaid("")))
 	require.ErrorIs(t, errs[0], natsjs.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]))
 }
@@ -352,7 +355,7 @@ func TestPublishContextCanceled(t *testing.T) {
 	s := newSink(t, natsjs.Config{URL: srv.URL(), CreateStream: true})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	errs := s.Publish(ctx, messages([]*conveyor.Event{newEvent(t)}, "events.x"))
+	errs := s.Publish(ctx, sinktest.Messages("events.x", sinktest.OrderPaid("")))
 	require.ErrorIs(t, errs[0], context.Canceled)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]))
 }

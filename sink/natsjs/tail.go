@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/conveyorhq/conveyor/cloudevents"
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // TailParams says what Tail reads.
@@ -50,7 +51,7 @@ type Received struct {
 func Tail(ctx context.Context, p TailParams, fn func(Received) error) error {
 	cfg := p.Config
 	if err := cfg.Validate(); err != nil {
-		return redactErr(err, cfg.secrets())
+		return sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if p.Subject != "" {
@@ -81,7 +82,7 @@ func Tail(ctx context.Context, p TailParams, fn func(Received) error) error {
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("natsjs: reading stream %q: %w", cfg.Stream, redactErr(err, cn.secrets))
+		return fmt.Errorf("natsjs: reading stream %q: %w", cfg.Stream, sink.RedactError(err, cn.secrets))
 	}
 	defer it.Stop()
 
@@ -99,7 +100,7 @@ func Tail(ctx context.Context, p TailParams, fn func(Received) error) error {
 		case errors.Is(err, context.DeadlineExceeded):
 			return nil // idle for Timeout
 		default:
-			return fmt.Errorf("natsjs: reading stream %q: %w", cfg.Stream, redactErr(err, cn.secrets))
+			return fmt.Errorf("natsjs: reading stream %q: %w", cfg.Stream, sink.RedactError(err, cn.secrets))
 		}
 		r := Received{Subject: msg.Subject(), Headers: msg.Headers(), Data: msg.Data()}
 		r.Attributes, r.AttributesErr = cloudevents.ParseNATS(msg.Headers())

@@ -29,7 +29,7 @@ var transientPrefixes = []string{
 
 // classify turns a failed XADD of m into a sink error (G5).
 func (s *Sink) classify(m *sink.Message, err error) error {
-	err = redactErr(err, s.secrets)
+	err = sink.RedactError(err, s.secrets)
 	id, stream := m.Event.ID, m.Destination
 	switch {
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
@@ -109,7 +109,7 @@ func isConnClosed(err error) bool {
 // connectError explains a failed first contact and classifies it: a server that cannot
 // be reached (or is loading) is an outage; bad credentials or TLS settings are not.
 func (s *Sink) connectError(err error) error {
-	err = redactErr(err, s.secrets)
+	err = sink.RedactError(err, s.secrets)
 	var certErr *tls.CertificateVerificationError
 	switch {
 	case redis.HasErrorPrefix(err, "WRONGPASS"), redis.HasErrorPrefix(err, "NOAUTH"),

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -111,7 +113,7 @@ func (c Config) Validate() error {
 	}
 	if _, err := redis.ParseURL(c.URL); err != nil {
 		// ParseURL's errors may quote the whole URL, password included.
-		return fail("url", "%s is not a valid redis:// or rediss:// URL: %v", redactURL(c.URL), redactErr(err, c.secrets()))
+		return fail("url", "%s is not a valid redis:// or rediss:// URL: %v", sink.RedactUserinfo(c.URL), sink.RedactError(err, c.secrets()))
 	}
 	if c.DB < 0 || c.DB > 1<<20 {
 		return fail("db", "must be a database number, got %d", c.DB)
@@ -155,9 +157,9 @@ func (c Config) Validate() error {
 // printing.
 func (c Config) Redacted() Config {
 	if c.Password != "" {
-		c.Password = redacted
+		c.Password = sink.Redacted
 	}
-	c.URL = redactURL(c.URL)
+	c.URL = sink.RedactUserinfo(c.URL)
 	return c
 }
 

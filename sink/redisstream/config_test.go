@@ -1,7 +1,6 @@
 package redisstream_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/redisstream"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestConfigZeroValueIsValid(t *testing.T) {
@@ -45,17 +44,12 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	}
 }
 
+// decode decodes a sink block the way the config loader does: strictly.
 func decode(t *testing.T, src string) (*redisstream.SinkConfig, error) {
 	t.Helper()
-	c, ok := sink.NewConfig("redis")
-	require.True(t, ok, "type redis is registered")
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(src)))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, err
-	}
-	c.Defaults()
-	return c.(*redisstream.SinkConfig), c.Validate()
+	c, err := sinktest.DecodeConfig(t, "redis", src)
+	sc, _ := c.(*redisstream.SinkConfig)
+	return sc, err
 }
 
 func TestSinkConfigFromYAML(t *testing.T) {

@@ -2,11 +2,7 @@ package redisstream
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/conveyorhq/conveyor/sink"
 )
@@ -31,21 +27,10 @@ func (c *SinkConfig) Defaults() { c.Config = c.Config.withDefaults() }
 
 // Validate implements sink.Config; it also reads password_file.
 func (c *SinkConfig) Validate() error {
-	if c.PasswordFile != "" {
-		if c.Password != "" {
-			return errors.New("password and password_file are both set; use one")
-		}
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("password_file: %w", err)
-		}
-		c.Password = strings.TrimRight(string(b), "\r\n")
+	if err := sink.ReadSecretFile("password", &c.Password, c.PasswordFile); err != nil {
+		return err
 	}
-	if err := c.Config.Validate(); err != nil {
-		// Field names here are relative to the sink's block; drop the package prefix.
-		return redactErr(errors.New(strings.TrimPrefix(err.Error(), "redisstream: ")), c.secrets())
-	}
-	return nil
+	return sink.BlockError(c.Config.Validate(), "redisstream", c.secrets())
 }
 
 // Secrets implements sink.Config.

@@ -6,11 +6,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conveyorhq/conveyor/sink/redisstream"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 func TestFieldsRoundTrip(t *testing.T) {
 	t.Parallel()
-	ev := newEvent("customer-7")
+	ev := sinktest.OrderPaid("customer-7")
 	ev.Headers["tracestate"] = "vendor=1"
 	ev.Headers["id"] = "spoofed"   // an extra header named like an attribute
 	ev.Headers["data"] = "spoofed" // or like the data
@@ -43,7 +44,7 @@ func TestFieldsRoundTrip(t *testing.T) {
 
 func TestFieldsOmitEmptyOptionalAttributes(t *testing.T) {
 	t.Parallel()
-	ev := newEvent("")
+	ev := sinktest.OrderPaid("")
 	ev.Subject = ""
 	ev.Headers = nil
 	f := redisstream.Fields(ev)

@@ -11,11 +11,10 @@ package redisstream
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -39,10 +38,7 @@ type Sink struct {
 	secrets  []string
 	maxBytes int
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -58,7 +54,7 @@ var (
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	secrets := cfg.secrets()
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, secrets)
+		return nil, sink.RedactError(err, secrets)
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -67,7 +63,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	quietOnce.Do(func() { redis.SetLogger(quietLogger{}) })
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
-		return nil, redactErr(fmt.Errorf("redisstream: url: %w", err), secrets)
+		return nil, sink.RedactError(fmt.Errorf("redisstream: url: %w", err), secrets)
 	}
 	if cfg.Username != "" {
 		opt.Username = cfg.Username
@@ -113,23 +109,9 @@ func tlsConfig(t TLSConfig, base *tls.Config) (*tls.Config, error) {
 		tc.ServerName = t.ServerName
 	}
 	tc.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // opt-in, for tests
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redisstream: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redisstream: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("redisstream: tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	files := sink.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	if err := files.LoadFiles(tc); err != nil {
+		return nil, fmt.Errorf("redisstream: %w", err)
 	}
 	return tc, nil
 }
@@ -146,7 +128,7 @@ func (s *Sink) bulkLimit(ctx context.Context) int {
 			return n
 		}
 	}
-	s.log.Debug("redisstream: cannot read proto-max-bulk-len; assuming Redis's default", "err", redactErr(err, s.secrets))
+	s.log.Debug("redisstream: cannot read proto-max-bulk-len; assuming Redis's default", "err", sink.RedactError(err, s.secrets))
 	return DefaultMaxMessageBytes
 }
 
@@ -173,14 +155,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // connection's commands in order, so messages of one call reach each stream in the
 // order of msgs.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
+	defer s.gate.Leave()
+	errs := make([]error, len(msgs))
 
 	cmds := make([]redis.Cmder, len(msgs))
 	fields := make([][]string, len(msgs))
@@ -261,11 +240,11 @@ func (s *Sink) blameLargest(ctx context.Context, msgs []*sink.Message, fields []
 	}
 	for _, i := range suspects {
 		errs[i] = sink.Permanent(fmt.Errorf("redisstream: %s closed the connection while receiving event %s (%d bytes of data); it is probably larger than proto-max-bulk-len: shrink the event, raise proto-max-bulk-len, or set max_message_bytes: %w",
-			s.addr, msgs[i].Event.ID, len(msgs[i].Event.Data), redactErr(cmds[i].Err(), s.secrets)))
+			s.addr, msgs[i].Event.ID, len(msgs[i].Event.Data), sink.RedactError(cmds[i].Err(), s.secrets)))
 	}
 	for _, i := range cut {
 		errs[i] = fmt.Errorf("redisstream: XADD of event %s was cut off when %s closed the connection over a too-large event in the same pipeline: %w",
-			msgs[i].Event.ID, s.addr, redactErr(cmds[i].Err(), s.secrets))
+			msgs[i].Event.ID, s.addr, sink.RedactError(cmds[i].Err(), s.secrets))
 	}
 }
 
@@ -322,33 +301,15 @@ func (s *Sink) result(m *sink.Message, cmd redis.Cmder) error {
 	return nil
 }
 
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
-}
-
 // Close stops new publishes, waits for in-flight ones to finish or ctx to end, then
 // closes the connections. Calling it again returns the first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("redisstream: closing with publishes still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("redisstream: closing with publishes still in flight: %w", err)
 		}
 		if err := s.rdb.Close(); err != nil && s.closeErr == nil && !errors.Is(err, redis.ErrClosed) {
-			s.closeErr = redactErr(fmt.Errorf("redisstream: close: %w", err), s.secrets)
+			s.closeErr = sink.RedactError(fmt.Errorf("redisstream: close: %w", err), s.secrets)
 		}
 	})
 	return s.closeErr

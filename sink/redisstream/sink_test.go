@@ -10,20 +10,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conveyorhq/conveyor"
+	"github.com/conveyorhq/conveyor/internal/testdb"
+	"github.com/conveyorhq/conveyor/internal/testlog"
+	"github.com/conveyorhq/conveyor/internal/testproc"
 	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/redisstream"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
 
 // Tests against the shared server of `scripts/services.sh up redis`.
 
 func TestEntryAsAConsumerReadsIt(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	s := newSink(t, redisstream.Config{URL: url})
 	stream := uniqueStream("roundtrip")
-	keyed, unkeyed := newEvent("customer-7"), newEvent("")
+	keyed, unkeyed := sinktest.OrderPaid("customer-7"), sinktest.OrderPaid("")
 	unkeyed.Subject = ""
-	requireNoErrors(t, publish(t, s, stream, keyed, unkeyed))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, keyed, unkeyed))
 
 	got := readStream(t, url, stream, 2, 10*time.Second)
 	require.Len(t, got, 2)
@@ -56,11 +60,11 @@ func TestEntryAsAConsumerReadsIt(t *testing.T) {
 
 func TestWrongPasswordIsAClearErrorWithoutThePassword(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	good := strings.TrimPrefix(url[strings.Index(url, "://")+3:strings.LastIndex(url, "@")], ":")
 	wrong := "wrong-" + good
 	bad := strings.Replace(url, good, wrong, 1)
-	log, buf := testLogger(t)
+	log, buf := testlog.New(t)
 	_, err := redisstream.New(t.Context(), redisstream.Config{URL: bad}, log)
 	require.Error(t, err)
 	t.Logf("error: %v", err)
@@ -79,12 +83,12 @@ func TestWrongPasswordIsAClearErrorWithoutThePassword(t *testing.T) {
 
 func TestWrongTypeIsPermanent(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	key := uniqueStream("string")
 	require.NoError(t, client(t, url).Set(t.Context(), key, "not a stream", time.Minute).Err())
 	s := newSink(t, redisstream.Config{URL: url})
 	other := uniqueStream("ok")
-	errs := s.Publish(t.Context(), append(messages(key, newEvent("a")), messages(other, newEvent("b"))...))
+	errs := s.Publish(t.Context(), append(sinktest.Messages(key, sinktest.OrderPaid("a")), sinktest.Messages(other, sinktest.OrderPaid("b"))...))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "is not a stream")
 	require.NoError(t, errs[1], "the pipeline's other commands are unaffected")
@@ -95,16 +99,16 @@ func TestWrongTypeIsPermanent(t *testing.T) {
 
 func TestMaxLenTrimsTheStream(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	for _, exact := range []bool{false, true} {
 		s := newSink(t, redisstream.Config{URL: url, MaxLen: 10, MaxLenExact: exact})
 		stream := uniqueStream("maxlen")
 		for range 30 {
 			var evs []*conveyor.Event
 			for range 10 {
-				evs = append(evs, newEvent(""))
+				evs = append(evs, sinktest.OrderPaid(""))
 			}
-			requireNoErrors(t, publish(t, s, stream, evs...))
+			sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, evs...))
 		}
 		n, err := client(t, url).XLen(t.Context(), stream).Result()
 		require.NoError(t, err)
@@ -119,25 +123,25 @@ func TestMaxLenTrimsTheStream(t *testing.T) {
 
 func TestWithoutDedupWindowAResentEventIsAddedAgain(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	s := newSink(t, redisstream.Config{URL: url})
 	stream := uniqueStream("nodedup")
-	ev := newEvent("")
-	requireNoErrors(t, publish(t, s, stream, ev))
-	requireNoErrors(t, publish(t, s, stream, ev))
+	ev := sinktest.OrderPaid("")
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, ev))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, ev))
 	require.Len(t, readStream(t, url, stream, 2, 5*time.Second), 2)
 }
 
 func TestDedupSurvivesAScriptFlush(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	s := newSink(t, redisstream.Config{URL: url, DedupWindow: time.Minute, MaxLen: 100})
 	stream := uniqueStream("dedup")
-	ev := newEvent("")
-	requireNoErrors(t, publish(t, s, stream, ev))
+	ev := sinktest.OrderPaid("")
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, ev))
 	// The server forgets its scripts (as after a restart): the sink loads it again.
 	require.NoError(t, client(t, url).ScriptFlush(t.Context()).Err())
-	requireNoErrors(t, publish(t, s, stream, ev, newEvent("")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, ev, sinktest.OrderPaid("")))
 	got := readStream(t, url, stream, 3, 2*time.Second)
 	require.Len(t, got, 2, "the duplicate is dropped")
 	ttl, err := client(t, url).PTTL(t.Context(), "conveyor:dedup:{"+stream+"}:"+ev.ID.String()).Result()
@@ -147,10 +151,10 @@ func TestDedupSurvivesAScriptFlush(t *testing.T) {
 
 func TestDBSelection(t *testing.T) {
 	t.Parallel()
-	url := requireEnv(t, EnvURL)
+	url := testdb.Require(t, EnvURL)
 	s := newSink(t, redisstream.Config{URL: url, DB: 3})
 	stream := uniqueStream("db3")
-	requireNoErrors(t, publish(t, s, stream, newEvent("")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, sinktest.OrderPaid("")))
 	db3 := strings.TrimSuffix(url, "/0") + "/3"
 	require.Len(t, readStream(t, db3, stream, 1, 5*time.Second), 1)
 	n, err := client(t, url).Exists(t.Context(), stream).Result()
@@ -166,24 +170,24 @@ func TestServerRefusesTooLargeBulkPermanently(t *testing.T) {
 	// The sink is told the server takes more than it does, so the server refuses.
 	s := newSink(t, redisstream.Config{URL: srv.URL(), MaxMessageBytes: 4 * maxBulk})
 	stream := uniqueStream("large")
-	big := newEvent("")
+	big := sinktest.OrderPaid("")
 	big.Data = []byte(`{"blob":"` + strings.Repeat("x", maxBulk+10) + `"}`)
-	errs := publish(t, s, stream, big, newEvent(""))
+	errs := sinktest.Publish(t, s, stream, big, sinktest.OrderPaid(""))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "proto-max-bulk-len")
 	if errs[1] != nil { // cut off with the connection: retried, but not an outage
 		require.Equal(t, sink.KindMessage, sink.KindOf(errs[1]), "%v", errs[1])
 	}
-	requireNoErrors(t, publish(t, s, stream, newEvent(""))) // a fresh connection
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, sinktest.OrderPaid(""))) // a fresh connection
 }
 
 func TestTooLargeIsRefusedBeforeSending(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t)
 	s := newSink(t, redisstream.Config{URL: srv.URL()}) // reads proto-max-bulk-len
-	big := newEvent("")
+	big := sinktest.OrderPaid("")
 	big.Data = []byte(`{"blob":"` + strings.Repeat("x", maxBulk) + `"}`)
-	errs := publish(t, s, uniqueStream("large"), big, newEvent(""))
+	errs := sinktest.Publish(t, s, uniqueStream("large"), big, sinktest.OrderPaid(""))
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), fmt.Sprintf("more than the server accepts (%d", maxBulk))
 	require.NoError(t, errs[1])
@@ -193,7 +197,7 @@ func TestOutOfMemoryIsTransient(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t, "--maxmemory", "1mb", "--maxmemory-policy", "noeviction")
 	s := newSink(t, redisstream.Config{URL: srv.URL()})
-	errs := publish(t, s, uniqueStream("oom"), newEvent(""))
+	errs := sinktest.Publish(t, s, uniqueStream("oom"), sinktest.OrderPaid(""))
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "out of memory")
 }
@@ -201,9 +205,9 @@ func TestOutOfMemoryIsTransient(t *testing.T) {
 func TestReadOnlyReplicaIsTransient(t *testing.T) {
 	t.Parallel()
 	// A replica of a master that is not there: it refuses writes.
-	srv := newServer(t, "--replicaof", "127.0.0.1", fmt.Sprint(freePort(t)), "--replica-read-only", "yes")
+	srv := newServer(t, "--replicaof", "127.0.0.1", fmt.Sprint(testproc.FreePort(t)), "--replica-read-only", "yes")
 	s := newSink(t, redisstream.Config{URL: srv.URL()})
-	errs := publish(t, s, uniqueStream("ro"), newEvent(""))
+	errs := sinktest.Publish(t, s, uniqueStream("ro"), sinktest.OrderPaid(""))
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]), "%v", errs[0])
 	require.Contains(t, errs[0].Error(), "READONLY")
 }
@@ -216,7 +220,7 @@ func TestACLDeniedKeyIsPermanent(t *testing.T) {
 		"+ping", "+client|setname", "+xadd", "+type", "+config|get").Err())
 	url := strings.Replace(srv.URL(), ":"+testPassword+"@", "relay:relay-pw@", 1)
 	s := newSink(t, redisstream.Config{URL: url})
-	errs := s.Publish(t.Context(), append(messages("allowed:x", newEvent("")), messages("denied:x", newEvent(""))...))
+	errs := s.Publish(t.Context(), append(sinktest.Messages("allowed:x", sinktest.OrderPaid("")), sinktest.Messages("denied:x", sinktest.OrderPaid(""))...))
 	require.NoError(t, errs[0])
 	require.Equal(t, sink.KindPermanent, sink.KindOf(errs[1]), "%v", errs[1])
 	require.Contains(t, errs[1].Error(), "may not write to key")
@@ -224,7 +228,7 @@ func TestACLDeniedKeyIsPermanent(t *testing.T) {
 
 func TestUnreachableServerIsTransient(t *testing.T) {
 	t.Parallel()
-	_, err := redisstream.New(t.Context(), redisstream.Config{URL: fmt.Sprintf("redis://:pw-xyz@127.0.0.1:%d/0", freePort(t)),
+	_, err := redisstream.New(t.Context(), redisstream.Config{URL: fmt.Sprintf("redis://:pw-xyz@127.0.0.1:%d/0", testproc.FreePort(t)),
 		DialTimeout: 500 * time.Millisecond}, nil)
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	require.Contains(t, err.Error(), "cannot reach Redis")
@@ -236,15 +240,15 @@ func TestOutageDuringPublishIsTransientAndBounded(t *testing.T) {
 	srv := newServer(t)
 	s := newSink(t, redisstream.Config{URL: srv.URL(), CommandTimeout: time.Second})
 	stream := uniqueStream("outage")
-	requireNoErrors(t, publish(t, s, stream, newEvent("")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, sinktest.OrderPaid("")))
 	srv.Stop(t)
 	start := time.Now()
-	for _, err := range publish(t, s, stream, newEvent(""), newEvent("")) {
+	for _, err := range sinktest.Publish(t, s, stream, sinktest.OrderPaid(""), sinktest.OrderPaid("")) {
 		require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	}
 	require.Less(t, time.Since(start), 5*time.Second)
 	srv.Start(t)
-	requireNoErrors(t, publish(t, s, stream, newEvent("")))
+	sinktest.RequireNoErrors(t, sinktest.Publish(t, s, stream, sinktest.OrderPaid("")))
 }
 
 func TestPublishReturnsWhenTheContextEnds(t *testing.T) {
@@ -260,7 +264,7 @@ func TestPublishReturnsWhenTheContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	errs := s.Publish(ctx, messages(uniqueStream("slow"), newEvent("")))
+	errs := s.Publish(ctx, sinktest.Messages(uniqueStream("slow"), sinktest.OrderPaid("")))
 	require.Less(t, time.Since(start), 2500*time.Millisecond)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]), "%v", errs[0])
 }
@@ -272,7 +276,7 @@ func TestCloseAndPublishAfterClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close(t.Context()))
 	require.NoError(t, s.Close(t.Context()))
-	errs := s.Publish(t.Context(), messages("x", newEvent("")))
+	errs := s.Publish(t.Context(), sinktest.Messages("x", sinktest.OrderPaid("")))
 	require.ErrorIs(t, errs[0], redisstream.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(errs[0]))
 }
@@ -281,7 +285,7 @@ func TestBadMessagesArePermanent(t *testing.T) {
 	t.Parallel()
 	srv := newServer(t)
 	s := newSink(t, redisstream.Config{URL: srv.URL()})
-	errs := s.Publish(t.Context(), []*sink.Message{{Destination: "x"}, {Event: newEvent(""), Destination: ""}})
+	errs := s.Publish(t.Context(), []*sink.Message{{Destination: "x"}, {Event: sinktest.OrderPaid(""), Destination: ""}})
 	for _, err := range errs {
 		require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/conveyorhq/conveyor/internal/testlog"
 	"github.com/conveyorhq/conveyor/sink/redisstream"
 	"github.com/conveyorhq/conveyor/sink/sinktest"
 )
@@ -31,7 +32,7 @@ func TestSinkConformance(t *testing.T) {
 		},
 		New: func(t *testing.T) *sinktest.Env {
 			srv := newServer(t)
-			log, _ := testLogger(t)
+			log, _ := testlog.New(t)
 			s, err := redisstream.New(context.Background(), redisstream.Config{URL: srv.URL(),
 				DedupWindow: time.Minute, DialTimeout: time.Second, CommandTimeout: 2 * time.Second}, log)
 			require.NoError(t, err)

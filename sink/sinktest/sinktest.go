@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/conveyorhq/conveyor"
@@ -76,44 +74,6 @@ type Harness struct {
 	New func(t *testing.T) *Env
 }
 
-var seq struct {
-	sync.Mutex
-	n int
-}
-
-// NewEvent returns an event with every attribute set.
-func NewEvent(typ, key string, n int) *conveyor.Event {
-	seq.Lock()
-	seq.n++
-	seq.Unlock()
-	return &conveyor.Event{
-		ID: uuid.Must(uuid.NewV7()), Type: typ, Source: "sinktest", Key: key, Subject: fmt.Sprintf("s-%d", n),
-		Data:      []byte(fmt.Sprintf(`{"n":%d,"text":"héllo \"quoted\""}`, n)),
-		Headers:   map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "correlation-id": "corr-1"},
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
-	}
-}
-
-func publish(t *testing.T, e *Env, dest string, evs ...*conveyor.Event) []error {
-	t.Helper()
-	msgs := make([]*sink.Message, len(evs))
-	for i, ev := range evs {
-		msgs[i] = &sink.Message{Event: ev, Destination: dest, Route: "sinktest"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := e.Sink.Publish(ctx, msgs)
-	require.Len(t, errs, len(evs), "Publish must return one error slot per message")
-	return errs
-}
-
-func requireNoErrors(t *testing.T, errs []error) {
-	t.Helper()
-	for i, err := range errs {
-		require.NoError(t, err, "message %d", i)
-	}
-}
-
 // Exercise runs the suite.
 func Exercise(t *testing.T, h Harness) {
 	t.Run("RoundTripAttributesAndHeaders", func(t *testing.T) {
@@ -121,7 +81,7 @@ func Exercise(t *testing.T, h Harness) {
 		e := h.New(t)
 		dest := e.Destination("roundtrip")
 		ev := NewEvent("order.placed", "customer-7", 1)
-		requireNoErrors(t, publish(t, e, dest, ev))
+		RequireNoErrors(t, Publish(t, e.Sink, dest, ev))
 		got := e.Receive(t, dest, 1, 15*time.Second)
 		require.Len(t, got, 1)
 		r := got[0]
@@ -145,7 +105,7 @@ func Exercise(t *testing.T, h Harness) {
 		for i := range 300 {
 			evs = append(evs, NewEvent("t", fmt.Sprintf("k%d", i), i))
 		}
-		requireNoErrors(t, publish(t, e, dest, evs...))
+		RequireNoErrors(t, Publish(t, e.Sink, dest, evs...))
 		got := e.Receive(t, dest, 300, 30*time.Second)
 		ids := map[string]bool{}
 		for _, r := range got {
@@ -163,7 +123,7 @@ func Exercise(t *testing.T, h Harness) {
 			for i := range 40 {
 				ev := NewEvent("t", "hot", i)
 				want = append(want, ev.ID.String())
-				requireNoErrors(t, publish(t, e, dest, ev)) // one after another, as the relay does
+				RequireNoErrors(t, Publish(t, e.Sink, dest, ev)) // one after another, as the relay does
 			}
 			got := e.Receive(t, dest, 40, 20*time.Second)
 			var ids []string
@@ -180,10 +140,10 @@ func Exercise(t *testing.T, h Harness) {
 			e := h.New(t)
 			dest := e.Destination("dedup")
 			ev := NewEvent("t", "", 1)
-			requireNoErrors(t, publish(t, e, dest, ev))
-			requireNoErrors(t, publish(t, e, dest, ev))
+			RequireNoErrors(t, Publish(t, e.Sink, dest, ev))
+			RequireNoErrors(t, Publish(t, e.Sink, dest, ev))
 			marker := NewEvent("t", "", 2)
-			requireNoErrors(t, publish(t, e, dest, marker))
+			RequireNoErrors(t, Publish(t, e.Sink, dest, marker))
 			got := e.Receive(t, dest, 3, 5*time.Second)
 			require.Len(t, got, 2, "the duplicate must be dropped")
 		})
@@ -196,11 +156,11 @@ func Exercise(t *testing.T, h Harness) {
 			dest := e.Destination("large")
 			ev := NewEvent("t", "", 1)
 			ev.Data = []byte(`{"blob":"` + strings.Repeat("x", h.Features.MaxMessageBytes+1024) + `"}`)
-			errs := publish(t, e, dest, ev)
+			errs := Publish(t, e.Sink, dest, ev)
 			require.Error(t, errs[0])
 			require.Equal(t, sink.KindPermanent, sink.KindOf(errs[0]), "got %v", errs[0])
 			// The sink still works afterwards.
-			requireNoErrors(t, publish(t, e, dest, NewEvent("t", "", 2)))
+			RequireNoErrors(t, Publish(t, e.Sink, dest, NewEvent("t", "", 2)))
 		})
 	}
 

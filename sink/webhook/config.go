@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
 // Defaults for Config.
@@ -203,7 +205,7 @@ func (c Config) Redacted() Config {
 	if len(c.SigningSecrets) > 0 {
 		s := make([]string, len(c.SigningSecrets))
 		for i := range s {
-			s[i] = redacted
+			s[i] = sink.Redacted
 		}
 		c.SigningSecrets = s
 	}
@@ -211,7 +213,7 @@ func (c Config) Redacted() Config {
 		h := make(map[string]string, len(c.Headers))
 		for k, v := range c.Headers {
 			if secretHeader(k) {
-				v = redacted
+				v = sink.Redacted
 			}
 			h[k] = v
 		}

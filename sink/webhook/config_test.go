@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 	"github.com/conveyorhq/conveyor/sink/webhook"
 )
 
@@ -52,8 +52,6 @@ func TestSinkConfigYAML(t *testing.T) {
 	t.Parallel()
 	secretFile := filepath.Join(t.TempDir(), "secrets")
 	require.NoError(t, os.WriteFile(secretFile, []byte("# rotated 2024-05\n"+secretB+"\n\n"), 0o600))
-	c, ok := sink.NewConfig("webhook")
-	require.True(t, ok, "type webhook is registered")
 	doc := fmt.Sprintf(`
 base_url: https://hooks.example.com/
 secrets: [%s]
@@ -64,11 +62,8 @@ headers: {Authorization: "Bearer abc123token", X-Env: prod}
 follow_redirects: true
 tls: {ca_file: /etc/ca.pem, cert_file: /etc/c.pem, key_file: /etc/c.key}
 `, secretA, secretFile)
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(doc)))
-	dec.KnownFields(true)
-	require.NoError(t, dec.Decode(c))
-	c.Defaults()
-	require.NoError(t, c.Validate())
+	c, err := sinktest.DecodeConfig(t, "webhook", doc)
+	require.NoError(t, err)
 	require.NoError(t, c.Validate(), "Validate may run twice")
 	sc := c.(*webhook.SinkConfig)
 	require.Equal(t, []string{secretA, secretB}, sc.SigningSecrets)

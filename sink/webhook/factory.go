@@ -52,11 +52,7 @@ func (c *SinkConfig) Validate() error {
 		}
 		c.fileSecrets = n
 	}
-	if err := c.Config.Validate(); err != nil {
-		// Field names here are relative to the sink's block; drop the package prefix.
-		return redactErr(fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "webhook: ")), c.secrets())
-	}
-	return nil
+	return sink.BlockError(c.Config.Validate(), "webhook", c.secrets())
 }
 
 // Secrets implements sink.Config.

@@ -21,7 +21,6 @@ import (
 
 	"github.com/conveyorhq/conveyor"
 	"github.com/conveyorhq/conveyor/cloudevents"
-	"github.com/conveyorhq/conveyor/sink"
 	"github.com/conveyorhq/conveyor/sink/sinktest"
 	"github.com/conveyorhq/conveyor/sink/webhook"
 )
@@ -222,16 +221,3 @@ func newSink(t *testing.T, cfg webhook.Config) *webhook.Sink {
 }
 
 func event(n int) *conveyor.Event { return sinktest.NewEvent("order.paid", "", n) }
-
-func publish(t *testing.T, s sink.Sink, dest string, evs ...*conveyor.Event) []error {
-	t.Helper()
-	msgs := make([]*sink.Message, len(evs))
-	for i, e := range evs {
-		msgs[i] = &sink.Message{Event: e, Destination: dest, Route: "test"}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := s.Publish(ctx, msgs)
-	require.Len(t, errs, len(evs))
-	return errs
-}

@@ -3,12 +3,13 @@ package webhook
 import (
 	"net/url"
 	"strings"
+
+	"github.com/conveyorhq/conveyor/sink"
 )
 
-const redacted = "REDACTED"
-
 // redactURL hides the password of user:password@ in a URL. It does not need the URL to
-// parse.
+// parse. Unlike sink.RedactPassword it needs a scheme and looks only in the authority:
+// a rendered destination may have an "@" in its path or query.
 func redactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -26,7 +27,7 @@ func redactURL(raw string) string {
 	if !hasPassword {
 		return raw
 	}
-	return scheme + "://" + user + ":" + redacted + rest[at:]
+	return scheme + "://" + user + ":" + sink.Redacted + rest[at:]
 }
 
 // urlSecret returns the password in a URL's user information, if any.
@@ -37,31 +38,4 @@ func urlSecret(raw string) string {
 	}
 	pw, _ := u.User.Password()
 	return pw
-}
-
-// redactedError hides secrets in an error's message while keeping the chain for
-// errors.Is and errors.As.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactErr returns err with every secret in its message replaced. Errors without a
-// secret are returned unchanged.
-func redactErr(err error, secrets []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	clean := msg
-	for _, s := range secrets {
-		clean = strings.ReplaceAll(clean, s, redacted)
-	}
-	if clean == msg {
-		return err
-	}
-	return &redactedError{msg: clean, err: err}
 }

@@ -14,14 +14,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,10 +48,7 @@ type Sink struct {
 	secrets []string
 	now     func() time.Time
 
-	mu     sync.Mutex
-	closed bool
-	active sync.WaitGroup
-
+	gate      sink.Gate
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,7 +62,7 @@ var (
 // logs.
 func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, redactErr(err, cfg.secrets())
+		return nil, sink.RedactError(err, cfg.secrets())
 	}
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -113,24 +109,10 @@ func (s *Sink) checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 func tlsConfig(t TLSConfig) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("webhook: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("webhook: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("webhook: tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
+	tc, err := sink.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	return tc, nil
 }
@@ -169,31 +151,11 @@ func (s *Sink) Check(ctx context.Context) error {
 // Publish POSTs every message concurrently (at most MaxConcurrency requests in flight
 // across all calls) and returns one classified error per message.
 func (s *Sink) Publish(ctx context.Context, msgs []*sink.Message) []error {
-	errs := make([]error, len(msgs))
-	if !s.enter() {
-		for i := range errs {
-			errs[i] = sink.Transient(ErrClosed)
-		}
-		return errs
+	if !s.gate.Enter() {
+		return slices.Repeat([]error{sink.Transient(ErrClosed)}, len(msgs))
 	}
-	defer s.active.Done()
-
-	var wg sync.WaitGroup
-	for i, m := range msgs {
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			errs[i] = sink.Transient(fmt.Errorf("webhook: request not started: %w", ctx.Err()))
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-s.sem; wg.Done() }()
-			errs[i] = s.post(ctx, m)
-		}()
-	}
-	wg.Wait()
-	return errs
+	defer s.gate.Leave()
+	return sink.FanOut(ctx, msgs, s.sem, "webhook: request not started", s.post)
 }
 
 // target returns the URL for a destination.
@@ -247,7 +209,7 @@ func (s *Sink) post(ctx context.Context, m *sink.Message) error {
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if pw := urlSecret(u.String()); pw != "" {
-			err = redactErr(err, []string{pw})
+			err = sink.RedactError(err, []string{pw})
 		}
 		return s.transportError(ctx, e.ID.String(), where, err)
 	}
@@ -255,31 +217,14 @@ func (s *Sink) post(ctx context.Context, m *sink.Message) error {
 	return s.responseError(e.ID.String(), where, resp)
 }
 
-func (s *Sink) redact(err error) error { return redactErr(err, s.secrets) }
-
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.active.Add(1)
-	return true
-}
+func (s *Sink) redact(err error) error { return sink.RedactError(err, s.secrets) }
 
 // Close stops new publishes, waits for the requests in flight to finish or ctx to end,
 // then closes idle connections. Calling it again returns the first call's result.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		s.mu.Unlock()
-		idle := make(chan struct{})
-		go func() { s.active.Wait(); close(idle) }()
-		select {
-		case <-idle:
-		case <-ctx.Done():
-			s.closeErr = fmt.Errorf("webhook: closing with requests still in flight: %w", ctx.Err())
+		if err := s.gate.Close(ctx); err != nil {
+			s.closeErr = fmt.Errorf("webhook: closing with requests still in flight: %w", err)
 		}
 		s.client.CloseIdleConnections()
 	})

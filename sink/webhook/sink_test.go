@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/sink/sinktest"
 	"github.com/conveyorhq/conveyor/sink/webhook"
 )
 
@@ -34,7 +35,7 @@ func TestSignatureVerifiesIndependently(t *testing.T) {
 	rc := newReceiver(t, secretA, 0)
 	s := newSink(t, webhook.Config{SigningSecrets: []string{secretA}})
 	e := event(1)
-	require.NoError(t, publish(t, s, rc.URL("/sig"), e)[0])
+	require.NoError(t, sinktest.Publish(t, s, rc.URL("/sig"), e)[0])
 	got := rc.requests("/sig")[0]
 	require.Equal(t, e.ID.String(), got.header.Get("webhook-id"))
 	require.Len(t, strings.Fields(got.header.Get("webhook-signature")), 1)
@@ -42,7 +43,7 @@ func TestSignatureVerifiesIndependently(t *testing.T) {
 
 	// A receiver with another secret refuses it: the signature really depends on the key.
 	other := newReceiver(t, secretB, 0)
-	err := publish(t, s, other.URL("/sig"), event(2))[0]
+	err := sinktest.Publish(t, s, other.URL("/sig"), event(2))[0]
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "401")
 	require.ErrorContains(t, err, "bad signature", "the response body excerpt is in the error")
@@ -55,7 +56,7 @@ func TestSecretRotation(t *testing.T) {
 	s := newSink(t, webhook.Config{SigningSecrets: []string{secretB, secretA}})
 	for _, secret := range []string{secretA, secretB} {
 		rc := newReceiver(t, secret, 0)
-		require.NoError(t, publish(t, s, rc.URL("/rot"), event(1))[0])
+		require.NoError(t, sinktest.Publish(t, s, rc.URL("/rot"), event(1))[0])
 		require.Len(t, strings.Fields(rc.requests("/rot")[0].header.Get("webhook-signature")), 2)
 	}
 }
@@ -64,7 +65,7 @@ func TestUnsignedWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	rc := newReceiver(t, "", 0)
 	s := newSink(t, webhook.Config{})
-	require.NoError(t, publish(t, s, rc.URL("/plain"), event(1))[0])
+	require.NoError(t, sinktest.Publish(t, s, rc.URL("/plain"), event(1))[0])
 	h := rc.requests("/plain")[0].header
 	require.Empty(t, h.Get("webhook-signature"))
 	require.NotEmpty(t, h.Get("webhook-id"))
@@ -95,7 +96,7 @@ func TestStatusCodeMapping(t *testing.T) {
 			}))
 			defer srv.Close()
 			s := newSink(t, webhook.Config{})
-			err := publish(t, s, srv.URL+"/x", event(1))[0]
+			err := sinktest.Publish(t, s, srv.URL+"/x", event(1))[0]
 			if tc.kind == -1 {
 				require.NoError(t, err)
 				return
@@ -131,7 +132,7 @@ func TestRetryAfter(t *testing.T) {
 			w.WriteHeader(tc.code)
 		}))
 		s := newSink(t, webhook.Config{})
-		err := publish(t, s, srv.URL, event(1))[0]
+		err := sinktest.Publish(t, s, srv.URL, event(1))[0]
 		srv.Close()
 		require.Equal(t, sink.KindMessage, sink.KindOf(err))
 		d := sink.RetryAfterOf(err)
@@ -154,7 +155,7 @@ func TestRedirects(t *testing.T) {
 
 	// Not followed by default: a message-level failure naming the new location.
 	s := newSink(t, webhook.Config{SigningSecrets: []string{secretA}})
-	err := publish(t, s, mover.URL+"/old", event(1))[0]
+	err := sinktest.Publish(t, s, mover.URL+"/old", event(1))[0]
 	require.Equal(t, sink.KindMessage, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "redirects are not followed")
 	require.ErrorContains(t, err, rc.URL("/moved"))
@@ -163,11 +164,11 @@ func TestRedirects(t *testing.T) {
 	// follow_redirects follows a 308 with the POST, its body and its signature...
 	f := newSink(t, webhook.Config{SigningSecrets: []string{secretA}, FollowRedirects: true})
 	e := event(2)
-	require.NoError(t, publish(t, f, mover.URL+"/old", e)[0])
+	require.NoError(t, sinktest.Publish(t, f, mover.URL+"/old", e)[0])
 	require.Len(t, rc.requests("/moved"), 1)
 	require.Equal(t, e.Data, rc.requests("/moved")[0].body)
 	// ...but never a 302, which would turn the POST into a GET.
-	err = publish(t, f, mover.URL+"/found", event(3))[0]
+	err = sinktest.Publish(t, f, mover.URL+"/found", event(3))[0]
 	require.Equal(t, sink.KindMessage, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "only 307 and 308")
 }
@@ -179,11 +180,11 @@ func TestUnreachableAndTimeoutAreTransient(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	s := newSink(t, webhook.Config{Timeout: 300 * time.Millisecond})
-	err = publish(t, s, "http://"+addr+"/x", event(1))[0]
+	err = sinktest.Publish(t, s, "http://"+addr+"/x", event(1))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "connection refused")
 
-	err = publish(t, s, "http://no-such-host.invalid/x", event(1))[0]
+	err = sinktest.Publish(t, s, "http://no-such-host.invalid/x", event(1))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 
 	release := make(chan struct{})
@@ -193,7 +194,7 @@ func TestUnreachableAndTimeoutAreTransient(t *testing.T) {
 	defer slow.Close()
 	defer close(release)
 	start := time.Now()
-	err = publish(t, s, slow.URL, event(1))[0]
+	err = sinktest.Publish(t, s, slow.URL, event(1))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "timeout")
 	require.Less(t, time.Since(start), 5*time.Second)
@@ -203,7 +204,7 @@ func TestInvalidDestinationIsPermanent(t *testing.T) {
 	t.Parallel()
 	s := newSink(t, webhook.Config{})
 	for _, dest := range []string{"", "/relative", "ftp://host/x", "http://"} {
-		err := publish(t, s, dest, event(1))[0]
+		err := sinktest.Publish(t, s, dest, event(1))[0]
 		require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%q: %v", dest, err)
 	}
 }
@@ -219,7 +220,7 @@ func TestHeadersBaseURLAndLimits(t *testing.T) {
 	})
 	e := event(1)
 	e.Headers["correlation-id"] = "corr-9"
-	require.NoError(t, publish(t, s, "/hooks/order.paid", e)[0])
+	require.NoError(t, sinktest.Publish(t, s, "/hooks/order.paid", e)[0])
 	h := rc.requests("/api/hooks/order.paid")[0].header
 	require.Equal(t, "Bearer t0ps3cret", h.Get("Authorization"))
 	require.Equal(t, "test", h.Get("X-Env"))
@@ -231,7 +232,7 @@ func TestHeadersBaseURLAndLimits(t *testing.T) {
 
 	big := event(2)
 	big.Data = []byte(`"` + strings.Repeat("x", 2000) + `"`)
-	err := publish(t, s, "/hooks/big", big)[0]
+	err := sinktest.Publish(t, s, "/hooks/big", big)[0]
 	require.Equal(t, sink.KindPermanent, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "max_body_bytes")
 }
@@ -248,7 +249,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	s, err := webhook.New(cfg, log)
 	require.NoError(t, err)
 	defer s.Close(context.Background())
-	errs := publish(t, s, "/x", event(1))
+	errs := sinktest.Publish(t, s, "/x", event(1))
 	log.Info("config", "webhook", cfg)
 	text := logs.String() + errs[0].Error() + fmt.Sprintf("%+v", cfg.Redacted())
 	for _, secret := range []string{secretA, strings.TrimPrefix(secretA, "whsec_"), "k3y-s3cret", "url-s3cret"} {
@@ -281,7 +282,7 @@ func TestMutualTLS(t *testing.T) {
 	defer srv.Close()
 
 	s := newSink(t, webhook.Config{TLS: webhook.TLSConfig{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}})
-	require.NoError(t, publish(t, s, srv.URL+"/mtls", event(1))[0])
+	require.NoError(t, sinktest.Publish(t, s, srv.URL+"/mtls", event(1))[0])
 	require.Equal(t, "conveyor", peer.Load())
 	require.NoError(t, s.Check(context.Background()), "no base_url: nothing to check")
 	withBase := newSink(t, webhook.Config{BaseURL: srv.URL, TLS: webhook.TLSConfig{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}})
@@ -291,10 +292,10 @@ func TestMutualTLS(t *testing.T) {
 	// the sink refuses the receiver. Both are outages of the destination, not faults of
 	// the message.
 	noCert := newSink(t, webhook.Config{TLS: webhook.TLSConfig{CAFile: caFile}})
-	err = publish(t, noCert, srv.URL+"/mtls", event(2))[0]
+	err = sinktest.Publish(t, noCert, srv.URL+"/mtls", event(2))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	noCA := newSink(t, webhook.Config{TLS: webhook.TLSConfig{CertFile: certFile, KeyFile: keyFile}})
-	err = publish(t, noCA, srv.URL+"/mtls", event(3))[0]
+	err = sinktest.Publish(t, noCA, srv.URL+"/mtls", event(3))[0]
 	require.Equal(t, sink.KindTransient, sink.KindOf(err), "%v", err)
 	require.ErrorContains(t, err, "certificate")
 }
@@ -304,7 +305,7 @@ func TestClosedSinkRefusesTransient(t *testing.T) {
 	s := newSink(t, webhook.Config{})
 	require.NoError(t, s.Close(context.Background()))
 	require.NoError(t, s.Close(context.Background()))
-	err := publish(t, s, "http://127.0.0.1:1/x", event(1))[0]
+	err := sinktest.Publish(t, s, "http://127.0.0.1:1/x", event(1))[0]
 	require.ErrorIs(t, err, webhook.ErrClosed)
 	require.Equal(t, sink.KindTransient, sink.KindOf(err))
 }
