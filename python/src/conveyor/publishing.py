@@ -15,6 +15,7 @@ from django.db import connections
 from django.db.models import Q
 from django.db.models.expressions import DatabaseDefault
 
+from conveyor import fast_insert
 from conveyor.conf import get_settings
 from conveyor.exceptions import ConveyorError, OutsideTransactionError
 from conveyor.headers import captured_headers
@@ -111,6 +112,9 @@ def _publish(
 def _insert(rows: list[Event], alias: str) -> list[Event]:
     manager = Event._default_manager.db_manager(alias)
     keys = [row.idempotency_key for row in rows if row.idempotency_key is not None]
+    if not keys and connections[alias].vendor in fast_insert.SUPPORTED_VENDORS:
+        fast_insert.insert(rows, [row._conveyor_data_json for row in rows], alias)  # type: ignore[attr-defined]
+        return rows
     if not keys:
         manager.bulk_create(rows)
         if not any(_has_db_defaults(row) for row in rows):

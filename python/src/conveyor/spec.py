@@ -140,6 +140,7 @@ def build_event(
     )
     if available_at is not None:
         event.available_at = available_at
+    event._conveyor_data_json = text  # type: ignore[attr-defined]  # used by fast_insert
     return event
 
 
