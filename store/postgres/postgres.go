@@ -49,6 +49,13 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		return nil, fmt.Errorf("conveyor: database url for postgres is malformed (%s): expected postgres://user:password@host:5432/dbname", scrubParseError(err))
 	}
 	pc.MaxConns = 8
+	// The claim query is short and planned fresh each time; with a large backlog the
+	// planner's cost estimate crosses the JIT threshold and PostgreSQL compiles it on every
+	// run (84% of the backend's CPU on an all-unkeyed backlog, bench/results). Off unless
+	// the URL sets it.
+	if _, ok := pc.ConnConfig.RuntimeParams["jit"]; !ok {
+		pc.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	if c.MaxConns > 0 {
 		pc.MaxConns = c.MaxConns
 	}
@@ -116,7 +123,7 @@ func (s *Store) Claim(ctx context.Context, p *store.ClaimParams) ([]*store.Claim
 		}
 		c.Key, c.Subject, c.IdempotencyKey = deref(key), deref(subject), deref(idem)
 		c.CreatedAt, c.AvailableAt, c.Attempts = createdAt, availableAt, int(attempts)
-		c.DecodeErr = store.DecodePayload(&c.Event, data, headers)
+		c.DecodeErr = store.DecodeJSONB(&c.Event, data, headers)
 		out = append(out, &c)
 	}
 	if err := rows.Err(); err != nil {

@@ -31,3 +31,16 @@ func TestConformance(t *testing.T) {
 		},
 	})
 }
+
+func TestJITIsOffUnlessConfigured(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	for dsn, want := range map[string]string{url: "off", url + "&jit=on": "on"} {
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: dsn})
+		require.NoError(t, err)
+		var jit string
+		require.NoError(t, s.Pool().QueryRow(context.Background(), "SHOW jit").Scan(&jit))
+		require.Equal(t, want, jit)
+		require.NoError(t, s.Close())
+	}
+}
