@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -121,4 +122,32 @@ type Backlog struct {
 	OldestByType map[string]time.Duration
 	// Truncated is true when more than BacklogScanLimit events are pending.
 	Truncated bool
+}
+
+// BacklogRows is what both drivers' query results offer (pgx.Rows, *sql.Rows).
+type BacklogRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanBacklog reads rows of (event_type, count, oldest age in seconds) into a Backlog.
+func ScanBacklog(rows BacklogRows) (*Backlog, error) {
+	b := &Backlog{ByType: map[string]int64{}, OldestByType: map[string]time.Duration{}}
+	var total int64
+	for rows.Next() {
+		var typ string
+		var n int64
+		var age float64
+		if err := rows.Scan(&typ, &n, &age); err != nil {
+			return nil, fmt.Errorf("conveyor: backlog: %w", err)
+		}
+		b.ByType[typ], b.OldestByType[typ] = n, time.Duration(age*float64(time.Second))
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("conveyor: backlog: %w", err)
+	}
+	b.Truncated = total > BacklogScanLimit
+	return b, nil
 }

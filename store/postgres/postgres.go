@@ -234,23 +234,7 @@ SELECT event_type, count(*), extract(epoch FROM now() - min(created_at))::float8
 		return nil, fmt.Errorf("conveyor: backlog: %w", err)
 	}
 	defer rows.Close()
-	b := &store.Backlog{ByType: map[string]int64{}, OldestByType: map[string]time.Duration{}}
-	var total int64
-	for rows.Next() {
-		var typ string
-		var n int64
-		var age float64
-		if err := rows.Scan(&typ, &n, &age); err != nil {
-			return nil, fmt.Errorf("conveyor: backlog: %w", err)
-		}
-		b.ByType[typ], b.OldestByType[typ] = n, time.Duration(age*float64(time.Second))
-		total += n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("conveyor: backlog: %w", err)
-	}
-	b.Truncated = total > store.BacklogScanLimit
-	return b, nil
+	return store.ScanBacklog(rows)
 }
 
 // Listen delivers a wake-up for every NOTIFY on NotifyChannel, and one after each
