@@ -104,7 +104,7 @@ func SettleOutcome(outcomes []Outcome, settled []uuid.UUID) *SettleResult {
 
 // KnownMigrations are the conveyor migrations whose schema this relay understands, in
 // order. The last one is required.
-var KnownMigrations = []string{"0001_initial", "0002_event_blocks_key", "0003_operations_audit"}
+var KnownMigrations = []string{"0001_initial", "0002_event_blocks_key", "0003_operations_audit", "0004_idempotency_constraint"}
 
 // CheckMigrations compares the applied conveyor migrations with KnownMigrations.
 // haveTable is false when there is no django_migrations table (a schema made without

@@ -49,6 +49,6 @@ func TestCheckMigrations(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, store.CheckMigrations(store.KnownMigrations, true))
 	require.NoError(t, store.CheckMigrations(nil, false))
-	require.ErrorContains(t, store.CheckMigrations([]string{"0001_initial", "0002_event_blocks_key"}, true), "0003_operations_audit is not applied")
+	require.ErrorContains(t, store.CheckMigrations([]string{"0001_initial", "0002_event_blocks_key", "0003_operations_audit"}, true), "0004_idempotency_constraint is not applied")
 	require.ErrorIs(t, store.CheckMigrations(append(store.KnownMigrations, "0003_x"), true), conveyor.ErrSchemaUnknown)
 }

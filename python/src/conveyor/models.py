@@ -32,7 +32,9 @@ class Event(models.Model):
     subject = models.CharField(max_length=255, null=True, blank=True)
     data = models.JSONField(encoder=DjangoJSONEncoder)
     headers = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL unique=True also adds
+    # a varchar_pattern_ops "_like" index that nothing queries but every insert maintains.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
     available_at = models.DateTimeField(
         db_default=Now(), help_text="Earliest time the relay may deliver the event."
@@ -56,6 +58,11 @@ class Event(models.Model):
 
     class Meta:
         db_table = "conveyor_event"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="conveyor_event_idempotency_key_uniq"
+            ),
+        ]
         verbose_name = "event"
         verbose_name_plural = "events"
         ordering = ["id"]
