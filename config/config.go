@@ -296,24 +296,7 @@ func interpolate(n *yaml.Node, lookup func(string) (string, bool)) error {
 }
 
 func (c *Config) readSecretFiles() error {
-	read := func(field string, val *string, file string) error {
-		if file == "" {
-			return nil
-		}
-		if *val != "" {
-			return fmt.Errorf("%s and %s_file are both set; use one", field, field)
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("%s_file: %w", field, err)
-		}
-		*val = strings.TrimRight(string(b), "\r\n")
-		return nil
-	}
-	if err := read("database.url", &c.Database.URL, c.Database.URLFile); err != nil {
-		return err
-	}
-	return nil
+	return sink.ReadSecretFile("database.url", &c.Database.URL, c.Database.URLFile)
 }
 
 // ApplyDefaults fills every unset field with its documented default.
