@@ -340,7 +340,7 @@ func firstErr(errs []error) slog.Value {
 
 // publishDeadLetters also sends this cycle's dead events to their route's dead-letter
 // destination. The row is dead in the table either way (the table is the record); a
-// failure here is logged and counted, not retried.
+// failure here is logged, not retried.
 func (r *Relay) publishDeadLetters(ctx context.Context, items []*item) {
 	bySink := map[string][]*sink.Message{}
 	for _, it := range items {

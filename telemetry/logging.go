@@ -1,4 +1,5 @@
-// Package telemetry sets up logging (and, later, metrics and tracing) for the relay.
+// Package telemetry is the relay's logging, Prometheus metrics, OpenTelemetry tracing and
+// health endpoints.
 package telemetry
 
 import (
