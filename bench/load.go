@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,7 +50,15 @@ type loadResult struct {
 	// reach the rate) or "relay" (a backlog built up).
 	Limited     string  `json:"limited_by,omitempty"`
 	RelayCPUPct float64 `json:"relay_cpu_pct"`
-	Error       string  `json:"error,omitempty"`
+	// The machine while the writers ran: busy %, PostgreSQL's and the writers' CPU
+	// seconds (the Django writer processes, or the Go writer goroutines' whole bench
+	// process).
+	MachineBusyPct float64 `json:"machine_busy_pct"`
+	PostgresCPUs   float64 `json:"postgres_cpu_s"`
+	WriterCPUs     float64 `json:"writer_cpu_s"`
+	// Steps is the relay's own account of its cycles, from its /metrics.
+	Steps *relaySteps `json:"relay_steps,omitempty"`
+	Error string      `json:"error,omitempty"`
 }
 
 // commit is one event a writer recorded and the time its transaction committed.
@@ -116,7 +126,11 @@ func (b *bench) runLoad(ctx context.Context, name, writer string, rate float64, 
 		return fail(err)
 	}
 	defer lc.cc.Stop()
-	p, err := startRelay(b.relayBin, b.scratch, "bench-load", b.db.relayURL(run), br.sink(), relayOptions{listen: listen})
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	p, err := startRelay(b.relayBin, b.scratch, "bench-load", b.db.relayURL(run), br.sink(), relayOptions{listen: listen, telemetry: metricsAddr})
 	if err != nil {
 		return fail(err)
 	}
@@ -126,18 +140,23 @@ func (b *bench) runLoad(ctx context.Context, name, writer string, rate float64, 
 		return fail(fmt.Errorf("relay exited: %s", why))
 	}
 	_, relayCPU0, _, _ := procCPU(p.cmd.Process.Pid)
+	cpu0 := sampleCPU(nil)
+	self0 := selfCPU()
 	t0 := time.Now()
 	var commits []commit
 	switch writer {
 	case writerDjango:
-		commits, err = b.djangoWriter(ctx, run, rate, dur)
+		commits, res.WriterCPUs, err = b.djangoWriter(ctx, run, rate, dur)
 	default:
 		commits, err = goWriter(ctx, b.db.url(run), rate, dur)
+		res.WriterCPUs = selfCPU() - self0
 	}
 	if err != nil {
 		return fail(fmt.Errorf("writer: %w", err))
 	}
 	wrote := time.Now()
+	split := splitCPU(cpu0, sampleCPU(nil), "")
+	res.MachineBusyPct, res.PostgresCPUs = split.MachineBusyPct, split.PostgresS
 	res.Seconds = wrote.Sub(t0).Seconds()
 	res.Written = len(commits)
 	if len(commits) > 0 {
@@ -160,6 +179,11 @@ func (b *bench) runLoad(ctx context.Context, name, writer string, rate float64, 
 	}
 	_, relayCPU1, _, _ := procCPU(p.cmd.Process.Pid)
 	res.RelayCPUPct = 100 * (relayCPU1 - relayCPU0) / time.Since(t0).Seconds()
+	if st, err := scrapeSteps(ctx, metricsAddr); err == nil {
+		res.Steps = st
+	} else {
+		b.logf("  %s: relay metrics: %v", name, err)
+	}
 	n, last := lc.stats()
 	res.Delivered = n
 	if last.After(wrote) {
@@ -202,6 +226,8 @@ func (b *bench) runLoad(ctx context.Context, name, writer string, rate float64, 
 	}
 	b.logf("  %s: %s at %.0f/s (achieved %.0f/s), %s: p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, drain after %.0f ms, kept up %t",
 		name, writer, rate, res.Achieved, res.Wakeup, res.P50ms, res.P99ms, res.P999ms, res.DrainAfterMs, res.KeptUp)
+	b.logf("    machine %.0f%% busy, PostgreSQL %.1f CPU s, writers %.1f CPU s, relay %.0f%%; relay: %s",
+		res.MachineBusyPct, res.PostgresCPUs, res.WriterCPUs, res.RelayCPUPct, res.Steps)
 	return res
 }
 
@@ -303,26 +329,31 @@ func goWriter(ctx context.Context, dsn string, rate float64, dur time.Duration) 
 
 // djangoWriter runs bench/django_writer.py: processes that each commit one publish()
 // per transaction at their share of the rate, and write "id commit_ns" lines.
-func (b *bench) djangoWriter(ctx context.Context, dbName string, rate float64, dur time.Duration) ([]commit, error) {
+func (b *bench) djangoWriter(ctx context.Context, dbName string, rate float64, dur time.Duration) ([]commit, float64, error) {
 	procs := max(1, int(rate/250+0.5))
 	outDir := filepath.Join(b.scratch, "django-writer")
 	_ = os.RemoveAll(outDir)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cmd := exec.CommandContext(ctx, b.python, filepath.Join(b.root, "bench", "django_writer.py"),
 		"--database", dbName, "--rate", fmt.Sprint(rate), "--seconds", fmt.Sprint(dur.Seconds()),
 		"--processes", fmt.Sprint(procs), "--out", outDir)
 	cmd.Dir = b.root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		return nil, 0, fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	// wait4's rusage of the parent includes the writer processes it reaped.
+	var cpu float64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = tv(ru.Utime) + tv(ru.Stime)
 	}
 	files, _ := filepath.Glob(filepath.Join(outDir, "commits-*.txt"))
 	var all []commit
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
@@ -339,7 +370,26 @@ func (b *bench) djangoWriter(ctx context.Context, dbName string, rate float64, d
 		fh.Close()
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("django writer recorded no commits (output in %s)", outDir)
+		return nil, 0, fmt.Errorf("django writer recorded no commits (output in %s)", outDir)
 	}
-	return all, nil
+	return all, cpu, nil
+}
+
+// selfCPU is this process's CPU seconds so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return tv(ru.Utime) + tv(ru.Stime)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

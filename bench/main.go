@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,7 @@ type bench struct {
 	rabbit     *rabbitBroker
 	brokerPIDs map[string]int
 	only       map[string]bool
+	loadOnly   string // -load
 	report     *report
 }
 
@@ -82,6 +84,7 @@ func main() {
 	relayBin := flag.String("relay", "bin/conveyor", "the relay binary")
 	command := flag.String("command", os.Getenv("BENCH_COMMAND"), "the command line to record in the report")
 	pgParams := flag.String("pg-params", os.Getenv("BENCH_PG_PARAMS"), "extra connection parameters for every relay, as a URL query (e.g. jit=off), for analysis")
+	loadOnly := flag.String("load", "", "sustained load: run only these, comma-separated writer:rate:wakeup (django|go, notify|poll), for analysis")
 	limitSeed := flag.String("limit-seed", "keyed", "backlog of the database limit: keyed, null or hot (null and hot are for analysis)")
 	flag.Parse()
 	sz, ok := presets[*size]
@@ -94,20 +97,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams); err != nil {
+	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams, *loadOnly); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams string) error {
+func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams, loadOnly string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
 	}
 	b := &bench{sz: sz, root: root, resultsDir: results, stamp: time.Now().UTC().Format("20060102-150405"),
 		python: filepath.Join(root, ".venv", "bin", "python"), peerPython: filepath.Join(root, ".cache", "bench", "peer-venv", "bin", "python"),
-		only: map[string]bool{}}
+		only: map[string]bool{}, loadOnly: loadOnly}
 	for s := range strings.SplitSeq(only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			b.only[s] = true
@@ -314,6 +317,20 @@ func (b *bench) sustainedLoad(ctx context.Context) {
 		{writerDjango, 1000, false},
 		{writerGo, 5000, true},
 		{writerGo, 5000, false},
+	}
+	if b.loadOnly != "" { // -load: only these runs, for analysis
+		for spec := range strings.SplitSeq(b.loadOnly, ",") {
+			w, rest, _ := strings.Cut(spec, ":")
+			rateS, mode, _ := strings.Cut(rest, ":")
+			rate, err := strconv.ParseFloat(rateS, 64)
+			if err != nil || (w != "django" && w != "go") || (mode != "notify" && mode != "poll") {
+				b.logf("-load %q: want writer:rate:wakeup, e.g. django:1000:notify or go:2000:poll", spec)
+				return
+			}
+			writer := map[string]string{"django": writerDjango, "go": writerGo}[w]
+			b.report.Load = append(b.report.Load, b.runLoad(ctx, fmt.Sprintf("%.0f/s", rate), writer, rate, mode == "notify", d))
+		}
+		return
 	}
 	for _, r := range runs {
 		b.report.Load = append(b.report.Load, b.runLoad(ctx, fmt.Sprintf("%.0f/s", r.rate), r.writer, r.rate, r.listen, d))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,8 @@ type sinkSpec struct {
 type relayOptions struct {
 	listen bool
 	extra  string // more YAML lines under relay:, indented by 2
+	// telemetry is the metrics address; default 127.0.0.1:0 (a free port, unused).
+	telemetry string
 }
 
 // relayProcess is one `bin/conveyor run` subprocess.
@@ -80,11 +83,11 @@ routes:
     sink: main
     destination: %q
 telemetry:
-  listen: 127.0.0.1:0
+  listen: %s
 log:
   level: warn
   format: json
-`, o.listen, id, o.extra, sk.block, sk.destination)
+`, o.listen, id, o.extra, sk.block, sk.destination, cmp.Or(o.telemetry, "127.0.0.1:0"))
 	path := filepath.Join(dir, id+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err

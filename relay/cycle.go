@@ -44,8 +44,15 @@ func traceID(tp string) string {
 
 // Cycle runs one claim-publish-settle round and returns how many events it claimed.
 func (r *Relay) Cycle(ctx context.Context) (int, error) {
+	n, _, err := r.cycle(ctx)
+	return n, err
+}
+
+// cycle is Cycle, and also reports whether the claim may have left claimable events
+// behind: it was full, or it cut a key's run at PerKey.
+func (r *Relay) cycle(ctx context.Context) (int, bool, error) {
 	if ctx.Err() != nil {
-		return 0, ctx.Err()
+		return 0, false, ctx.Err()
 	}
 	t0 := time.Now()
 	// The claim must not be cancelled halfway by shutdown: the server could commit the
@@ -55,12 +62,13 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 	claimed, err := r.store.Claim(claimCtx, &store.ClaimParams{RelayID: r.cfg.ID, Limit: r.cfg.BatchSize,
 		PerKey: r.cfg.PerKey, Lease: r.cfg.Lease})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if len(claimed) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	tClaim := time.Since(t0)
+	more := len(claimed) >= r.cfg.BatchSize || maxRun(claimed) >= r.cfg.PerKey
 	// Publishing may outlive ctx (shutdown): it gets its own deadline inside the lease,
 	// so a settle after it still holds the lease.
 	pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Lease*4/5)
@@ -84,7 +92,7 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 	t2 := time.Now()
 	res, err := r.settle(ctx, t0.Add(r.cfg.Lease), outcomes)
 	if err != nil {
-		return len(claimed), fmt.Errorf("settle %d events (their leases expire in %s and they will be retried): %w",
+		return len(claimed), more, fmt.Errorf("settle %d events (their leases expire in %s and they will be retried): %w",
 			len(outcomes), r.cfg.Lease, err)
 	}
 	if n := len(res.LeaseLost); n > 0 {
@@ -93,7 +101,20 @@ func (r *Relay) Cycle(ctx context.Context) (int, error) {
 			"count", n, "first_event_id", res.LeaseLost[0].String())
 	}
 	r.hooks.OnBatch(len(claimed), tClaim, tPub, time.Since(t2))
-	return len(claimed), nil
+	return len(claimed), more, nil
+}
+
+// maxRun is the most events of one key in a claim.
+func maxRun(claimed []*store.Claimed) int {
+	per := make(map[string]int, len(claimed))
+	best := 0
+	for _, c := range claimed {
+		if c.Key != "" {
+			per[c.Key]++
+			best = max(best, per[c.Key])
+		}
+	}
+	return best
 }
 
 // settle writes the outcomes, retrying a failed write (a database restart, a dropped

@@ -53,6 +53,8 @@ type Relay struct {
 	hooks    Hooks
 	tracer   Tracer
 	wake     chan struct{}
+	// listening is set by Run when commit notifications drive the workers.
+	listening bool
 }
 
 // Options are the optional collaborators of a relay.
@@ -131,6 +133,17 @@ func (r *Relay) Wake() {
 	}
 }
 
+// drainWake empties the wake-up channel without blocking.
+func (r *Relay) drainWake() {
+	for {
+		select {
+		case <-r.wake:
+		default:
+			return
+		}
+	}
+}
+
 // Run relays until ctx ends, then finishes or releases in-flight work and returns.
 func (r *Relay) Run(ctx context.Context) error {
 	if r.cfg.Listen && r.store.SupportsListenNotify() {
@@ -138,11 +151,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("relay: listen: %w", err)
 		}
+		r.listening = true
+		// One token per notification: one idle worker claims what has committed so far.
+		// A worker that claims a full batch wakes another (worker), so a burst still
+		// spreads over every worker, while a trickle costs one claim per wake-up instead
+		// of one per worker.
 		go func() {
 			for range ch {
-				for range r.cfg.Workers {
-					r.Wake()
-				}
+				r.Wake()
 			}
 		}()
 	}
@@ -168,7 +184,10 @@ func (r *Relay) worker(ctx context.Context, n int) {
 			sleep(ctx, wait, r.wake)
 			continue
 		}
-		claimed, err := r.Cycle(ctx)
+		// Every wake-up token already queued is covered by this claim: its commit
+		// happened before the token, so before the claim's snapshot.
+		r.drainWake()
+		claimed, more, err := r.cycle(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -180,10 +199,15 @@ func (r *Relay) worker(ctx context.Context, n int) {
 			continue
 		}
 		failures = 0
-		if claimed > 0 {
-			if claimed >= r.cfg.BatchSize {
-				r.Wake() // more work is likely: let another worker in too
-			}
+		if claimed >= r.cfg.BatchSize {
+			r.Wake() // more work is likely: let another worker in too
+		}
+		// Claim again at once when this claim may have left claimable rows behind (a
+		// full batch, a key cut at per_key), or when nothing else will say so: without
+		// notifications, polling back to back is what keeps latency low under load.
+		// With notifications, a partial claim took everything committed before it, and
+		// anything committed since sends its own wake-up.
+		if claimed > 0 && (more || !r.listening) {
 			continue
 		}
 		// Idle: wait for a notification or the poll tick, with jitter so workers spread.

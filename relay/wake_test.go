@@ -1,0 +1,97 @@
+package relay_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/conveyorhq/conveyor/outbox"
+	"github.com/conveyorhq/conveyor/relay"
+	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/store"
+	"github.com/conveyorhq/conveyor/store/sqlite"
+)
+
+// notifyingStore is the SQLite store with commit notifications the test sends by hand,
+// and a count of claims.
+type notifyingStore struct {
+	*sqlite.Store
+	notify chan struct{}
+	claims atomic.Int64
+}
+
+func (s *notifyingStore) SupportsListenNotify() bool { return true }
+
+func (s *notifyingStore) Listen(ctx context.Context) (<-chan struct{}, error) {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.notify:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *notifyingStore) Claim(ctx context.Context, p *store.ClaimParams) ([]*store.Claimed, error) {
+	s.claims.Add(1)
+	return s.Store.Claim(ctx, p)
+}
+
+// With notifications, one wake-up costs about one claim: a partial claim took everything
+// committed before it, so the worker goes back to waiting instead of claiming again, and
+// the other worker is not woken for nothing. A run cut at per_key is claimed on at once,
+// without another notification; polling (an hour here) is not what delivers anything.
+func TestListenOneClaimPerWakeup(t *testing.T) {
+	b := setup(t)
+	b.cfg.Listen = true
+	b.cfg.PollInterval = time.Hour
+	b.cfg.Workers = 2
+	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
+	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	// The workers' first claims at start find nothing and they wait.
+	require.Eventually(t, func() bool { return ns.claims.Load() >= 2 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	idle := ns.claims.Load()
+
+	for i := range 5 {
+		b.insert(&outbox.Event{Type: "order.placed", Key: "k1"})
+		ns.notify <- struct{}{}
+		require.Eventually(t, func() bool { return len(b.sink.delivered()) == i+1 }, 5*time.Second, time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // nothing else to do: no further claims
+	}
+	require.Equal(t, int64(5), ns.claims.Load()-idle, "one claim per notification, none while idle")
+
+	// 12 events of one key with per_key 5: three claims in a row from one notification.
+	evs := make([]*outbox.Event, 12)
+	for i := range evs {
+		evs[i] = &outbox.Event{Type: "order.placed", Key: "k2"}
+	}
+	b.insert(evs...)
+	ns.notify <- struct{}{}
+	require.Eventually(t, func() bool { return len(b.sink.delivered()) == 17 }, 5*time.Second, time.Millisecond)
+	for i, m := range b.sink.delivered()[5:] {
+		require.Equal(t, "k2", m.Event.Key, i)
+	}
+	require.False(t, b.sink.overlap)
+}
