@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,6 +85,7 @@ func main() {
 	relayBin := flag.String("relay", "bin/conveyor", "the relay binary")
 	command := flag.String("command", os.Getenv("BENCH_COMMAND"), "the command line to record in the report")
 	pgParams := flag.String("pg-params", os.Getenv("BENCH_PG_PARAMS"), "extra connection parameters for every relay, as a URL query (e.g. jit=off), for analysis")
+	brokerSet := flag.String("brokers", "", "comma-separated brokers to measure: nats,kafka,rabbitmq (default all), for analysis")
 	loadOnly := flag.String("load", "", "sustained load: run only these, comma-separated writer:rate:wakeup (django|go, notify|poll), for analysis")
 	limitSeed := flag.String("limit-seed", "keyed", "backlog of the database limit: keyed, null or hot (null and hot are for analysis)")
 	flag.Parse()
@@ -97,13 +99,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams, *loadOnly); err != nil {
+	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams, *loadOnly, *brokerSet); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams, loadOnly string) error {
+func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams, loadOnly, brokerSet string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -179,6 +181,16 @@ func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitS
 		}
 	} else {
 		b.report.notMeasured("rabbitmq", "CONVEYOR_TEST_AMQP_URL is not set (scripts/services.sh up rabbitmq)")
+	}
+
+	if brokerSet != "" { // -brokers: only these
+		keep := brokers[:0]
+		for _, br := range brokers {
+			if slices.Contains(strings.Split(brokerSet, ","), br.name()) {
+				keep = append(keep, br)
+			}
+		}
+		brokers = keep
 	}
 
 	seeds := map[string]seed{

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -63,6 +64,10 @@ type Relay struct {
 	PollInterval Duration `yaml:"poll_interval"`
 	// Workers is the number of concurrent claim-publish-settle loops. Default 2.
 	Workers int `yaml:"workers"`
+	// ClaimCooldown is the least time between two claims of one worker, unless the
+	// first was full: wake-ups that come closer together share a claim. Default 5ms;
+	// 0s claims on every wake-up.
+	ClaimCooldown *Duration `yaml:"claim_cooldown"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM. Default 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// NoRoute is what happens to an event no route matches: "dead" (default) or "block".
@@ -316,6 +321,10 @@ func (c *Config) ApplyDefaults() {
 	r.PerKey = cmp.Or(r.PerKey, 20)
 	r.Lease = cmp.Or(r.Lease, Duration(30e9))
 	r.Workers = cmp.Or(r.Workers, 2)
+	if r.ClaimCooldown == nil {
+		d := Duration(5 * time.Millisecond)
+		r.ClaimCooldown = &d
+	}
 	r.ShutdownTimeout = cmp.Or(r.ShutdownTimeout, Duration(15e9))
 	r.NoRoute = cmp.Or(r.NoRoute, "dead")
 	c.Retry.fill(Retry{Initial: Duration(1e9), Max: Duration(300e9), MaxAttempts: 10})
@@ -365,6 +374,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Relay.Workers < 1 || c.Relay.Workers > 64 {
 		bad("relay.workers", "must be between 1 and 64, got %d", c.Relay.Workers)
+	}
+	if cd := c.Relay.ClaimCooldown; cd != nil && (cd.D() < 0 || cd.D() > time.Second) {
+		bad("relay.claim_cooldown", "must be between 0s and 1s, got %s", *cd)
 	}
 	if c.Relay.NoRoute != "dead" && c.Relay.NoRoute != "block" {
 		bad("relay.no_route", "must be dead or block, got %q", c.Relay.NoRoute)

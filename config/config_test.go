@@ -78,7 +78,7 @@ routes:
 
 func TestValidationNamesFields(t *testing.T) {
 	_, err := config.Parse([]byte(`
-relay: {batch_size: 0, per_key: 5000, workers: 100, no_route: maybe}
+relay: {batch_size: 0, per_key: 5000, workers: 100, no_route: maybe, claim_cooldown: 2s}
 retry: {max_attempts: 0}
 log: {level: loud}
 sinks:
@@ -88,9 +88,20 @@ routes:
 `))
 	require.Error(t, err)
 	for _, want := range []string{"relay.per_key", "relay.workers", "relay.no_route", "log.level",
-		"sinks.main.", "routes[0].destination"} {
+		"relay.claim_cooldown: must be between 0s and 1s, got 2s", "sinks.main.", "routes[0].destination"} {
 		require.ErrorContains(t, err, want)
 	}
+}
+
+// claim_cooldown is 5ms when unset and can be turned off with 0s.
+func TestClaimCooldown(t *testing.T) {
+	t.Setenv("CONVEYOR_CFG_TEST_PW", "pw")
+	c, err := config.Parse([]byte(minimal))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Millisecond, c.Relay.ClaimCooldown.D())
+	c, err = config.Parse([]byte(minimal + "relay: {claim_cooldown: 0s}\n"))
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(0), c.Relay.ClaimCooldown.D())
 }
 
 func TestDurations(t *testing.T) {

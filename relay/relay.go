@@ -41,6 +41,13 @@ type Config struct {
 	Routes []Route
 	// Retry is the policy for poison detection when no route matches. Default 10 attempts.
 	Retry RetryPolicy
+	// ClaimCooldown is the least time between the start of a worker's claim and its
+	// next one, unless the first may have left claimable events behind (it was full, or
+	// cut a key at PerKey): wake-ups that come closer together are served by one claim.
+	// At 1,000 commits/s, 5ms turns about 500 claims of 2 events per second into about
+	// 300 of 3.4, for +1.5ms at the median (docs/benchmarks.md). Default 5ms; negative
+	// for none.
+	ClaimCooldown time.Duration
 }
 
 // Relay moves events from a Store to Sinks.
@@ -79,6 +86,7 @@ func New(cfg Config, st store.Store, sinks map[string]sink.Sink, opts Options) (
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, 15*time.Second)
 	cfg.NoRoute = cmp.Or(cfg.NoRoute, "dead")
 	cfg.Retry = fillRetry(cfg.Retry)
+	cfg.ClaimCooldown = cmp.Or(cfg.ClaimCooldown, 5*time.Millisecond)
 	if cfg.ID == "" {
 		return nil, errors.New("relay: Config.ID is required")
 	}
@@ -179,11 +187,19 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) worker(ctx context.Context, n int) {
 	failures := 0
+	var lastClaim time.Time
+	backToBack := false
 	for ctx.Err() == nil {
 		if wait, ok := r.allBreakersOpen(); ok {
 			sleep(ctx, wait, r.wake)
 			continue
 		}
+		if cd := r.cfg.ClaimCooldown; cd > 0 && !backToBack {
+			if wait := cd - time.Since(lastClaim); wait > 0 {
+				sleep(ctx, wait, nil)
+			}
+		}
+		lastClaim, backToBack = time.Now(), false
 		// Every wake-up token already queued is covered by this claim: its commit
 		// happened before the token, so before the claim's snapshot.
 		r.drainWake()
@@ -208,6 +224,7 @@ func (r *Relay) worker(ctx context.Context, n int) {
 		// With notifications, a partial claim took everything committed before it, and
 		// anything committed since sends its own wake-up.
 		if claimed > 0 && (more || !r.listening) {
+			backToBack = more
 			continue
 		}
 		// Idle: wait for a notification or the poll tick, with jitter so workers spread.

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,8 @@ type notifyingStore struct {
 	*sqlite.Store
 	notify chan struct{}
 	claims atomic.Int64
+	mu     sync.Mutex
+	starts []time.Time
 }
 
 func (s *notifyingStore) SupportsListenNotify() bool { return true }
@@ -49,6 +52,9 @@ func (s *notifyingStore) Listen(ctx context.Context) (<-chan struct{}, error) {
 
 func (s *notifyingStore) Claim(ctx context.Context, p *store.ClaimParams) ([]*store.Claimed, error) {
 	s.claims.Add(1)
+	s.mu.Lock()
+	s.starts = append(s.starts, time.Now())
+	s.mu.Unlock()
 	return s.Store.Claim(ctx, p)
 }
 
@@ -61,6 +67,7 @@ func TestListenOneClaimPerWakeup(t *testing.T) {
 	b.cfg.Listen = true
 	b.cfg.PollInterval = time.Hour
 	b.cfg.Workers = 2
+	b.cfg.ClaimCooldown = -1
 	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
 	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
@@ -94,4 +101,52 @@ func TestListenOneClaimPerWakeup(t *testing.T) {
 		require.Equal(t, "k2", m.Event.Key, i)
 	}
 	require.False(t, b.sink.overlap)
+}
+
+// A worker claims at most once per claim_cooldown unless its last claim was full:
+// notifications 20ms apart share claims, and every event still arrives.
+func TestClaimCooldown(t *testing.T) {
+	b := setup(t)
+	b.cfg.Listen = true
+	b.cfg.PollInterval = time.Hour
+	b.cfg.Workers = 1
+	b.cfg.ClaimCooldown = 150 * time.Millisecond
+	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
+	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	require.Eventually(t, func() bool { return ns.claims.Load() >= 1 }, 5*time.Second, 5*time.Millisecond)
+
+	for i := range 6 {
+		b.insert(&outbox.Event{Type: "order.placed", Key: fmt.Sprintf("c%d", i)})
+		select {
+		case ns.notify <- struct{}{}:
+		default: // one already pending covers this commit too
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool { return len(b.sink.delivered()) == 6 }, 5*time.Second, time.Millisecond)
+	ns.mu.Lock()
+	starts := append([]time.Time(nil), ns.starts...)
+	ns.mu.Unlock()
+	require.LessOrEqual(t, len(starts), 4, "6 notifications in 120ms are served by the first claim and at most one per 150ms after it")
+	for i := 1; i < len(starts); i++ {
+		require.GreaterOrEqual(t, starts[i].Sub(starts[i-1]), 150*time.Millisecond, "claim %d", i)
+	}
+
+	// A claim that cut a key at per_key (5 here) is followed at once: 12 events of one
+	// key take three claims back to back.
+	evs := make([]*outbox.Event, 12)
+	for i := range evs {
+		evs[i] = &outbox.Event{Type: "order.placed", Key: "k2"}
+	}
+	b.insert(evs...)
+	time.Sleep(200 * time.Millisecond) // past the cooldown
+	t0 := time.Now()
+	ns.notify <- struct{}{}
+	require.Eventually(t, func() bool { return len(b.sink.delivered()) == 18 }, 5*time.Second, time.Millisecond)
+	require.Less(t, time.Since(t0), 150*time.Millisecond, "runs cut at per_key are claimed back to back")
 }

@@ -68,8 +68,13 @@ func relayConfig(c *config.Config, st store.Store) relay.Config {
 			poll = 100 * time.Millisecond // nothing wakes the relay: poll often (an idle poll is one index probe)
 		}
 	}
+	cooldown := c.Relay.ClaimCooldown.D()
+	if cooldown == 0 {
+		cooldown = -1 // relay.Config: zero is the default, negative is none
+	}
 	rc := relay.Config{
-		ID: c.Relay.ID, BatchSize: c.Relay.BatchSize, PerKey: c.Relay.PerKey, Lease: c.Relay.Lease.D(),
+		ClaimCooldown: cooldown,
+		ID:            c.Relay.ID, BatchSize: c.Relay.BatchSize, PerKey: c.Relay.PerKey, Lease: c.Relay.Lease.D(),
 		PollInterval: poll, Listen: *c.Database.Listen, Workers: c.Relay.Workers,
 		ShutdownTimeout: c.Relay.ShutdownTimeout.D(), NoRoute: c.Relay.NoRoute,
 		Retry: relay.RetryPolicy{Initial: c.Retry.Initial.D(), Max: c.Retry.Max.D(), MaxAttempts: c.Retry.MaxAttempts},
