@@ -305,6 +305,10 @@ func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitS
 		}
 		b.logf("CPU profile: relay → NATS in process, %d events", shape.events)
 		b.profileRelay(ctx, shape)
+		if slices.Contains(brokers, broker(b.rabbit)) {
+			b.logf("CPU profile: relay → RabbitMQ in process, %d events", shape.events)
+			b.profileRelayRabbit(ctx, shape)
+		}
 	}
 	b.report.finish(b)
 	md, js, err := b.report.write(b)
@@ -327,6 +331,7 @@ func (b *bench) sustainedLoad(ctx context.Context) {
 	}{
 		{writerDjango, 1000, true},
 		{writerDjango, 1000, false},
+		{writerDjango, 5000, true}, // the rate; Python alone needs more than 2 cores for it
 		{writerGo, 5000, true},
 		{writerGo, 5000, false},
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/conveyorhq/conveyor/sink"
+	"github.com/conveyorhq/conveyor/sink/amqp"
 	"github.com/conveyorhq/conveyor/sink/natsjs"
 )
 
@@ -47,6 +48,33 @@ func (b *bench) profileRelay(ctx context.Context, s seed) {
 		b.addProfile(fmt.Sprintf("relay → NATS, in process: in-use heap at its peak (%.0f MB)", res.PeakHeapInuseMB),
 			filepath.Join(b.resultsDir, res.HeapProfile), "-sample_index=inuse_space")
 	}
+}
+
+// profileRelayRabbit drains s to RabbitMQ with the relay in process under a CPU profile:
+// the relay's own cost per message on the broker where it is furthest from its peer.
+func (b *bench) profileRelayRabbit(ctx context.Context, s seed) {
+	if b.rabbit == nil {
+		return
+	}
+	if err := b.rabbit.prepare(ctx); err != nil {
+		b.report.Notes = append(b.report.Notes, "profile rabbitmq: "+err.Error())
+		return
+	}
+	defer b.rabbit.cleanup(context.WithoutCancel(ctx))
+	sk, err := amqp.New(ctx, amqp.Config{URL: b.rabbit.url}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.report.Notes = append(b.report.Notes, "profile rabbitmq: "+err.Error())
+		return
+	}
+	defer sk.Close(context.WithoutCancel(ctx))
+	path := b.resultPath("relay-rabbitmq.cpu.prof")
+	res, err := b.inProcessDrain(ctx, s, map[string]sink.Sink{"rabbitmq": sk}, "/"+b.rabbit.queue, path, "rabbitmq", b.rabbit.count)
+	if err != nil {
+		b.report.Notes = append(b.report.Notes, "profile rabbitmq: "+err.Error())
+		return
+	}
+	b.logf("  in process → RabbitMQ: %d events in %.1fs = %.0f/s, %.1f CPU s", res.Events, res.Seconds, res.EventsPerSec, res.CPUSeconds)
+	b.addProfile("relay → RabbitMQ, in process", path)
 }
 
 // addProfile records a profile with the top of `go tool pprof -top -cum`; that and the

@@ -291,6 +291,7 @@ func (r *Relay) publishToSink(ctx context.Context, name string, br *Breaker, its
 		}
 	}
 	var outage, delivered bool
+	debug := r.log.Enabled(ctx, slog.LevelDebug) // else skip building attributes per message
 	for i, it := range its {
 		var err error
 		if i < len(errs) {
@@ -302,7 +303,9 @@ func (r *Relay) publishToSink(ctx context.Context, name string, br *Breaker, its
 			delivered = true
 			it.settle(store.OutcomePublished, 0, "")
 			r.hooks.OnPublished(it.route.Name, name, time.Since(it.c.CreatedAt))
-			r.log.Debug("published", append(it.logAttrs(), "destination", it.dest)...)
+			if debug {
+				r.log.Debug("published", append(it.logAttrs(), "destination", it.dest)...)
+			}
 			continue
 		}
 		kind := sink.KindOf(err)

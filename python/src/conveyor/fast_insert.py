@@ -47,7 +47,7 @@ def insert(rows: list[Event], data_json: list[str], alias: str) -> None:
             row.key,
             row.subject,
             text,
-            json.dumps(row.headers, ensure_ascii=False, separators=(",", ":")),
+            _headers_json(row.headers),
             ops.adapt_datetimefield_value(available) if available is not None else None,
         ]
     sql = (
@@ -63,6 +63,12 @@ def insert(rows: list[Event], data_json: list[str], alias: str) -> None:
         row.available_at = _as_datetime(available_at)
         row._state.adding = False
         row._state.db = alias
+
+
+def _headers_json(headers: dict[str, str]) -> str:
+    if not headers:
+        return "{}"
+    return json.dumps(headers, ensure_ascii=False, separators=(",", ":"))
 
 
 def _as_datetime(value: Any) -> dt.datetime:
