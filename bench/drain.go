@@ -68,7 +68,7 @@ func (b *bench) drain(ctx context.Context, name string, s seed, br broker, relay
 	}
 	defer func() { _, _ = stopAll() }()
 	for i := range relays {
-		p, err := startRelay(b.relayBin, b.scratch, fmt.Sprintf("bench-%s-%d", br.name(), i+1), b.db.relayURL(run), sk, relayOptions{listen: true})
+		p, err := startRelay(b.relayBin, b.scratch, fmt.Sprintf("bench-%s-%d", br.name(), i+1), b.db.relayURL(run), sk, relayOptions{listen: true, extra: b.relayYAML})
 		if err != nil {
 			return fail(err)
 		}

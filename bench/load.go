@@ -130,7 +130,7 @@ func (b *bench) runLoad(ctx context.Context, name, writer string, rate float64, 
 	if err != nil {
 		return fail(err)
 	}
-	p, err := startRelay(b.relayBin, b.scratch, "bench-load", b.db.relayURL(run), br.sink(), relayOptions{listen: listen, telemetry: metricsAddr})
+	p, err := startRelay(b.relayBin, b.scratch, "bench-load", b.db.relayURL(run), br.sink(), relayOptions{listen: listen, telemetry: metricsAddr, extra: b.relayYAML})
 	if err != nil {
 		return fail(err)
 	}

@@ -64,6 +64,7 @@ type bench struct {
 	brokerPIDs map[string]int
 	only       map[string]bool
 	loadOnly   string // -load
+	relayYAML  string // -relay-yaml: extra lines under relay: in every relay binary's config
 	report     *report
 }
 
@@ -85,6 +86,7 @@ func main() {
 	relayBin := flag.String("relay", "bin/conveyor", "the relay binary")
 	command := flag.String("command", os.Getenv("BENCH_COMMAND"), "the command line to record in the report")
 	pgParams := flag.String("pg-params", os.Getenv("BENCH_PG_PARAMS"), "extra connection parameters for every relay, as a URL query (e.g. jit=off), for analysis")
+	relayYAML := flag.String("relay-yaml", "", "extra relay settings for every relay binary, ;-separated YAML lines (e.g. 'claim_cooldown: 0s'), for analysis")
 	brokerSet := flag.String("brokers", "", "comma-separated brokers to measure: nats,kafka,rabbitmq (default all), for analysis")
 	loadOnly := flag.String("load", "", "sustained load: run only these, comma-separated writer:rate:wakeup (django|go, notify|poll), for analysis")
 	limitSeed := flag.String("limit-seed", "keyed", "backlog of the database limit: keyed, null or hot (null and hot are for analysis)")
@@ -99,13 +101,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams, *loadOnly, *brokerSet); err != nil {
+	if err := run(ctx, sz, *only, *results, *relayBin, cmp.Or(*command, strings.Join(os.Args, " ")), *limitSeed, *pgParams, *loadOnly, *brokerSet, *relayYAML); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams, loadOnly, brokerSet string) error {
+func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitSeed, pgParams, loadOnly, brokerSet, relayYAML string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -113,6 +115,11 @@ func run(ctx context.Context, sz sizes, only, results, relayBin, command, limitS
 	b := &bench{sz: sz, root: root, resultsDir: results, stamp: time.Now().UTC().Format("20060102-150405"),
 		python: filepath.Join(root, ".venv", "bin", "python"), peerPython: filepath.Join(root, ".cache", "bench", "peer-venv", "bin", "python"),
 		only: map[string]bool{}, loadOnly: loadOnly}
+	for line := range strings.SplitSeq(relayYAML, ";") {
+		if line = strings.TrimSpace(line); line != "" {
+			b.relayYAML += "  " + line + "\n"
+		}
+	}
 	for s := range strings.SplitSeq(only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			b.only[s] = true
