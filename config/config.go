@@ -36,15 +36,17 @@ type Config struct {
 
 // Database says where the outbox table lives.
 type Database struct {
-	// URL is postgres://user:pass@host:5432/db or sqlite:///relative.sqlite3
-	// (sqlite:////absolute). Default sqlite:///db.sqlite3, Django's default file name.
+	// URL is postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db (MySQL 8,
+	// MariaDB 10.11+; also mariadb://) or sqlite:///relative.sqlite3 (sqlite:////absolute).
+	// Default sqlite:///db.sqlite3, Django's default file name.
 	URL string `yaml:"url"`
 	// URLFile reads URL from a file (a Kubernetes or Docker secret).
 	URLFile string `yaml:"url_file"`
 	// MaxConns caps the connection pool. Default 8.
 	MaxConns int `yaml:"max_conns"`
 	// Listen uses LISTEN/NOTIFY for wake-ups on PostgreSQL. Default true; set false
-	// behind PgBouncer in transaction pooling mode (poll only).
+	// behind PgBouncer in transaction pooling mode (poll only). No effect on MySQL and
+	// SQLite, which have no notifications: the relay polls.
 	Listen *bool `yaml:"listen"`
 }
 
@@ -360,8 +362,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	u := c.Database.URL
-	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite:") {
-		bad("database.url", "unsupported scheme in %q; use postgres://... or sqlite:///path", Redact(u))
+	if !slices.ContainsFunc([]string{"postgres://", "postgresql://", "mysql://", "mariadb://", "sqlite:"},
+		func(p string) bool { return strings.HasPrefix(u, p) }) {
+		bad("database.url", "unsupported scheme in %q; use postgres://..., mysql://... or sqlite:///path", Redact(u))
 	}
 	if c.Relay.BatchSize < 1 || c.Relay.BatchSize > 10000 {
 		bad("relay.batch_size", "must be between 1 and 10000, got %d", c.Relay.BatchSize)

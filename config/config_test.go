@@ -93,6 +93,25 @@ routes:
 	}
 }
 
+func TestDatabaseURLSchemes(t *testing.T) {
+	const rest = "\nsinks: {main: {type: nats}}\nroutes: [{sink: main, destination: x}]\n"
+	for _, u := range []string{"postgres://u:p@h/db", "postgresql://u:p@h/db", "mysql://u:p@h:3306/db?tls=true",
+		"mariadb://u:p@h/db", "sqlite:///db.sqlite3"} {
+		c, err := config.Parse([]byte("database: {url: \"" + u + "\"}" + rest))
+		require.NoError(t, err, u)
+		require.Equal(t, u, c.Database.URL)
+	}
+	_, err := config.Parse([]byte("database: {url: \"oracle://u:hunter2-secret@h/db\"}" + rest))
+	require.ErrorContains(t, err, "database.url: unsupported scheme")
+	require.ErrorContains(t, err, "mysql://...")
+	require.NotContains(t, err.Error(), "hunter2-secret")
+	// The password of a mysql URL is redacted like any other.
+	c, err := config.Parse([]byte("database: {url: \"mysql://u:hunter2-secret@h/db\"}" + rest))
+	require.NoError(t, err)
+	require.Equal(t, "mysql://u:REDACTED@h/db", c.Redacted().Database.URL)
+	require.Contains(t, c.Secrets(), "hunter2-secret")
+}
+
 // claim_cooldown is 5ms when unset and can be turned off with 0s.
 func TestClaimCooldown(t *testing.T) {
 	t.Setenv("CONVEYOR_CFG_TEST_PW", "pw")

@@ -24,6 +24,10 @@ const (
 	Postgres Dialect = iota
 	// SQLite stores ids as 32 hex digits, as Django's UUIDField does there.
 	SQLite
+	// MySQL is MySQL 8 and MariaDB: ids go in as 32 hex digits, which Django's char(32)
+	// UUIDField (MySQL) and MariaDB's native uuid type (Django on MariaDB 10.7+) both
+	// accept; `key` is quoted, as it is a reserved word there.
+	MySQL
 )
 
 // Event is one event to record. Type and Source are required; Data must be JSON.
@@ -55,7 +59,11 @@ func Insert(ctx context.Context, db Execer, d Dialect, events ...*Event) ([]uuid
 		return nil, nil
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO conveyor_event (id, event_type, source, key, subject, data, headers, idempotency_key, available_at) VALUES `)
+	keyCol := "key"
+	if d == MySQL {
+		keyCol = "`key`"
+	}
+	b.WriteString(`INSERT INTO conveyor_event (id, event_type, source, ` + keyCol + `, subject, data, headers, idempotency_key, available_at) VALUES `)
 	args := make([]any, 0, len(events)*9)
 	ids := make([]uuid.UUID, len(events))
 	for i, ev := range events {
@@ -78,9 +86,12 @@ func Insert(ctx context.Context, db Execer, d Dialect, events ...*Event) ([]uuid
 				ph = fmt.Sprintf("$%d", n)
 			}
 			if j == len(row)-1 { // available_at falls back to the database clock
-				if d == Postgres {
+				switch d {
+				case Postgres:
 					ph = fmt.Sprintf("coalesce($%d::timestamptz, statement_timestamp())", n)
-				} else {
+				case MySQL:
+					ph = "coalesce(?, UTC_TIMESTAMP(6))"
+				default:
 					ph = "coalesce(?, strftime('%Y-%m-%d %H:%M:%f', 'now'))"
 				}
 			}
@@ -133,14 +144,15 @@ func values(ev *Event, d Dialect) ([]any, uuid.UUID, error) {
 		return nil, uuid.Nil, err
 	}
 	var idv any = id
-	if d == SQLite {
+	if d == SQLite || d == MySQL {
 		idv = hex.EncodeToString(id[:])
 	}
 	var avail any
 	if !ev.DeliverAt.IsZero() {
-		if d == SQLite {
+		switch d {
+		case SQLite, MySQL: // naive UTC, as Django stores it with USE_TZ
 			avail = ev.DeliverAt.UTC().Format("2006-01-02 15:04:05.000000")
-		} else {
+		default:
 			avail = ev.DeliverAt
 		}
 	}

@@ -46,6 +46,7 @@ MY_PIDFILE="$MY_RUN/mysqld.pid"
 MY_LOG="$MY_ROOT/log/error.log"
 MY_CNF="$MY_ROOT/my.cnf"
 MY_DB="conveyor_test"
+MY_TEMPLATE="conveyor_template"
 MY_DSN="mysql://$CONVEYOR_DB_USER:$CONVEYOR_DB_PASSWORD@127.0.0.1:$MY_PORT/$MY_DB"
 
 # ---- NATS -----------------------------------------------------------------------
@@ -575,6 +576,9 @@ ALTER DATABASE $build RENAME TO $PG_TEMPLATE;
 ALTER DATABASE $PG_TEMPLATE WITH is_template true;
 SQL
 
+    my_up
+    my_template
+
     log "templates: building SQLite file $SQLITE_TEMPLATE"
     mkdir -p "$CACHE"
     local tmp="$SQLITE_TEMPLATE.build.$$"
@@ -585,7 +589,33 @@ SQL
     fi
     rm -f "$SQLITE_TEMPLATE-journal" "$SQLITE_TEMPLATE-wal" "$SQLITE_TEMPLATE-shm"
     mv -f "$tmp" "$SQLITE_TEMPLATE"
-    log "templates: done ($((SECONDS - t0))s): PostgreSQL $PG_TEMPLATE, SQLite $SQLITE_TEMPLATE"
+    log "templates: done ($((SECONDS - t0))s): PostgreSQL $PG_TEMPLATE, MariaDB $MY_TEMPLATE, SQLite $SQLITE_TEMPLATE"
+}
+
+# The MariaDB template: migrated into a build database, whose tables then move into a
+# fresh $MY_TEMPLATE (MariaDB has no RENAME DATABASE). Tests copy its tables with CREATE
+# TABLE ... LIKE (internal/testdb), as there is no CREATE DATABASE ... TEMPLATE either.
+my_template() {
+    local build="${MY_TEMPLATE}_build" tables t sql
+    log "templates: building MariaDB database $MY_TEMPLATE"
+    my_client_root --batch -e "DROP DATABASE IF EXISTS \`$build\`;
+CREATE DATABASE \`$build\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" ||
+        die "templates: could not create database $build"
+    run_migrate "mysql://$CONVEYOR_DB_USER:$CONVEYOR_DB_PASSWORD@127.0.0.1:$MY_PORT/$build" ||
+        die "templates: Django migrations failed on MariaDB"
+    tables="$(my_client_root --batch --skip-column-names -e \
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$build'")" ||
+        die "templates: could not list the tables of $build"
+    [[ -n "$tables" ]] || die "templates: the migrations made no tables in $build"
+    sql="DROP DATABASE IF EXISTS \`$MY_TEMPLATE\`;
+CREATE DATABASE \`$MY_TEMPLATE\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+    for t in $tables; do
+        sql+="
+RENAME TABLE \`$build\`.\`$t\` TO \`$MY_TEMPLATE\`.\`$t\`;"
+    done
+    sql+="
+DROP DATABASE \`$build\`;"
+    my_client_root --batch -e "$sql" || die "templates: could not install $MY_TEMPLATE"
 }
 
 templates_status() {
@@ -597,6 +627,15 @@ templates_status() {
         f) echo "template: postgres $PG_TEMPLATE present but NOT marked is_template" ;;
         *) echo "template: postgres $PG_TEMPLATE missing (run: scripts/services.sh templates)" ;;
         esac
+    fi
+    if my_find_bins && [[ -n "$MY_CLIENT" ]] && my_pid >/dev/null 2>&1 && my_ready; then
+        t="$(my_client_root --batch --skip-column-names -e \
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '$MY_TEMPLATE' AND TABLE_NAME = 'conveyor_event'" 2>/dev/null || true)"
+        if [[ "$t" == 1 ]]; then
+            echo "template: mariadb $MY_TEMPLATE present"
+        else
+            echo "template: mariadb $MY_TEMPLATE missing (run: scripts/services.sh templates)"
+        fi
     fi
     if [[ -f "$SQLITE_TEMPLATE" ]]; then
         echo "template: sqlite $SQLITE_TEMPLATE ($(date -r "$SQLITE_TEMPLATE" '+%F %T'))"
@@ -631,6 +670,7 @@ print_env() {
     printf "export CONVEYOR_TEST_MYSQL_DSN='%s'\n" "$MY_DSN"
     printf "export CONVEYOR_TEST_NATS_SERVER='%s'\n" "$NATS_BIN"
     printf "export CONVEYOR_TEST_PG_TEMPLATE='%s'\n" "$PG_TEMPLATE"
+    printf "export CONVEYOR_TEST_MYSQL_TEMPLATE='%s'\n" "$MY_TEMPLATE"
     printf "export CONVEYOR_TEST_SQLITE_TEMPLATE='%s'\n" "$SQLITE_TEMPLATE"
     local p
     for p in "${PLUGIN_SERVICES[@]}"; do "${p}_env"; done

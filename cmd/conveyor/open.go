@@ -13,6 +13,7 @@ import (
 	"github.com/conveyorhq/conveyor/sink"
 	_ "github.com/conveyorhq/conveyor/sink/all" // registers the sink types
 	"github.com/conveyorhq/conveyor/store"
+	"github.com/conveyorhq/conveyor/store/mysql"
 	"github.com/conveyorhq/conveyor/store/postgres"
 	"github.com/conveyorhq/conveyor/store/sqlite"
 	"github.com/conveyorhq/conveyor/telemetry"
@@ -32,6 +33,9 @@ func openStore(ctx context.Context, c *config.Config, logger *slog.Logger) (stor
 			return nil, err
 		}
 		return sqlite.Open(ctx, sqlite.Config{Path: p})
+	}
+	if strings.HasPrefix(u, "mysql://") || strings.HasPrefix(u, "mariadb://") {
+		return mysql.Open(ctx, mysql.Config{URL: u, MaxConns: c.Database.MaxConns, Logger: logger})
 	}
 	return postgres.Open(ctx, postgres.Config{URL: u, MaxConns: int32(c.Database.MaxConns), Logger: logger})
 }

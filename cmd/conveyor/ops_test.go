@@ -23,12 +23,13 @@ import (
 	"github.com/conveyorhq/conveyor/internal/testdb"
 	"github.com/conveyorhq/conveyor/outbox"
 	"github.com/conveyorhq/conveyor/store"
+	"github.com/conveyorhq/conveyor/store/mysql"
 	"github.com/conveyorhq/conveyor/store/postgres"
 	"github.com/conveyorhq/conveyor/store/sqlite"
 )
 
-// opsEnv is one database (PostgreSQL or SQLite, migrated by Django) with a config file
-// pointing at it.
+// opsEnv is one database (PostgreSQL, MariaDB or SQLite, migrated by Django) with a
+// config file pointing at it.
 type opsEnv struct {
 	t       *testing.T
 	dialect outbox.Dialect
@@ -41,13 +42,14 @@ type opsEnv struct {
 var backends = []struct {
 	name    string
 	dialect outbox.Dialect
-}{{"postgres", outbox.Postgres}, {"sqlite", outbox.SQLite}}
+}{{"postgres", outbox.Postgres}, {"mysql", outbox.MySQL}, {"sqlite", outbox.SQLite}}
 
 func newOpsEnv(t *testing.T, d outbox.Dialect, extraYAML string) *opsEnv {
 	t.Helper()
 	e := &opsEnv{t: t, dialect: d}
 	ctx := context.Background()
-	if d == outbox.Postgres {
+	switch d {
+	case outbox.Postgres:
 		e.url = testdb.PostgresURL(t)
 		st, err := postgres.Open(ctx, postgres.Config{URL: e.url})
 		require.NoError(t, err)
@@ -56,7 +58,13 @@ func newOpsEnv(t *testing.T, d outbox.Dialect, extraYAML string) *opsEnv {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = db.Close() })
 		e.st, e.db = st, db
-	} else {
+	case outbox.MySQL:
+		e.url = testdb.MySQLURL(t)
+		st, err := mysql.Open(ctx, mysql.Config{URL: e.url})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		e.st, e.db = st, st.DB()
+	default:
 		path := testdb.SQLitePath(t)
 		e.url = "sqlite:///" + path
 		st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
@@ -83,6 +91,9 @@ func (e *opsEnv) cli(args ...string) (int, string, string) {
 }
 
 func (e *opsEnv) q(query string) string {
+	if e.dialect == outbox.MySQL {
+		return strings.ReplaceAll(query, "SET key =", "SET `key` =") // a reserved word there
+	}
 	if e.dialect != outbox.Postgres {
 		return query
 	}
@@ -91,8 +102,11 @@ func (e *opsEnv) q(query string) string {
 }
 
 func (e *opsEnv) idArg(id uuid.UUID) any {
-	if e.dialect == outbox.SQLite {
+	switch e.dialect {
+	case outbox.SQLite:
 		return sqlite.HexID(id)
+	case outbox.MySQL:
+		return mysql.HexID(id)
 	}
 	return id.String()
 }
@@ -140,8 +154,11 @@ func (e *opsEnv) kill(msg string, block bool, ids ...uuid.UUID) {
 
 func (e *opsEnv) publish(ids ...uuid.UUID) {
 	now := "now()"
-	if e.dialect == outbox.SQLite {
+	switch e.dialect {
+	case outbox.SQLite:
 		now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+	case outbox.MySQL:
+		now = "UTC_TIMESTAMP(6)"
 	}
 	for _, id := range ids {
 		e.exec(`UPDATE conveyor_event SET status = 1, attempts = 1, published_at = `+now+` WHERE id = ?`, e.idArg(id))
@@ -442,8 +459,11 @@ func TestOpsInterruptedRunsResume(t *testing.T) {
 }
 
 func (e *opsEnv) ago(d time.Duration) string {
-	if e.dialect == outbox.Postgres {
+	switch e.dialect {
+	case outbox.Postgres:
 		return fmt.Sprintf("now() - interval '%d seconds'", int(d.Seconds()))
+	case outbox.MySQL:
+		return fmt.Sprintf("UTC_TIMESTAMP(6) - INTERVAL %d SECOND", int(d.Seconds()))
 	}
 	return fmt.Sprintf("strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-%d seconds')", int(d.Seconds()))
 }
@@ -656,7 +676,7 @@ routes:
 	require.Contains(t, errOut, `relay.batchsize: unknown key (did you mean "batch_size"?) (`+bad+`:1)`)
 	require.Contains(t, errOut, `sinks.main.ack_timout: unknown key (did you mean "ack_timeout"?)`)
 	require.NotContains(t, errOut, "db-pass-4242")
-	code, _, errOut = cli(t, "check", "--config", base, "--config", writeConfig(t, "database: {url: \"mysql://u:db-pass-4242@x/db\"}\n"))
+	code, _, errOut = cli(t, "check", "--config", base, "--config", writeConfig(t, "database: {url: \"mongodb://u:db-pass-4242@x/db\"}\n"))
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "database.url: unsupported scheme")
 	require.NotContains(t, errOut, "db-pass-4242")

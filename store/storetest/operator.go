@@ -67,8 +67,11 @@ func (b *bundle) publishAll() {
 
 // ago is a SQL expression for the database clock minus d.
 func (b *bundle) ago(d time.Duration) string {
-	if b.h.Dialect == outbox.Postgres {
+	switch b.h.Dialect {
+	case outbox.Postgres:
 		return fmt.Sprintf("now() - interval '%d seconds'", int(d.Seconds()))
+	case outbox.MySQL:
+		return fmt.Sprintf("UTC_TIMESTAMP(6) - INTERVAL %d SECOND", int(d.Seconds()))
 	}
 	return fmt.Sprintf("strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-%d seconds')", int(d.Seconds()))
 }

@@ -60,7 +60,7 @@ func (b *bundle) q(query string) string {
 }
 
 func (b *bundle) idArg(id uuid.UUID) any {
-	if b.h.Dialect == outbox.SQLite {
+	if b.h.Dialect == outbox.SQLite || b.h.Dialect == outbox.MySQL {
 		return hex.EncodeToString(id[:])
 	}
 	return id.String()

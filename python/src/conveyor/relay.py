@@ -47,6 +47,20 @@ PG_URL_OPTIONS: Final = frozenset(
 )
 
 
+# Settings of the mysqlclient/PyMySQL OPTIONS that the relay understands (as URL
+# parameters); every other OPTIONS key (init_command, isolation_level, sql_mode, ...) is
+# Django's or the Python driver's own.
+MYSQL_SSL_MODES: Final = {
+    # ssl_mode -> the relay's tls= (github.com/go-sql-driver/mysql). VERIFY_CA is checked
+    # as strictly as VERIFY_IDENTITY: Go verifies the host name with the chain.
+    "DISABLED": "false",
+    "PREFERRED": "preferred",
+    "REQUIRED": "skip-verify",
+    "VERIFY_CA": "true",
+    "VERIFY_IDENTITY": "true",
+}
+
+
 class RelayError(ConveyorError):
     """The relay cannot be run with this project's settings."""
 
@@ -101,15 +115,68 @@ def database_url(
     if "sqlite3" in engine or "spatialite" in engine:
         return _sqlite_url(settings_dict, alias), []
     if "mysql" in engine:
-        raise RelayError(
-            f"DATABASES[{alias!r}] is MySQL/MariaDB, and the relay has no MySQL store yet: it "
-            "runs on PostgreSQL and SQLite. django-conveyor writes the MySQL outbox table "
-            "already; run the relay against PostgreSQL or SQLite until MySQL support lands."
-        )
+        return _mysql_url(settings_dict, alias)
     raise RelayError(
-        f"DATABASES[{alias!r}] uses {engine or 'no ENGINE'}; the relay runs on PostgreSQL "
-        "and SQLite."
+        f"DATABASES[{alias!r}] uses {engine or 'no ENGINE'}; the relay runs on PostgreSQL, "
+        "MySQL/MariaDB and SQLite."
     )
+
+
+def _userinfo(user: str, password: str) -> str:
+    # Every part is percent-encoded (safe=""), so no character of a password can end the
+    # userinfo, and no "$" can start a ${VAR} in the relay's interpolation.
+    if not (user or password):
+        return ""
+    userinfo = quote(user, safe="")
+    if password:
+        userinfo += ":" + quote(password, safe="")
+    return userinfo + "@"
+
+
+def _mysql_url(db: Mapping[str, Any], alias: str) -> tuple[str, list[str]]:
+    """mysql://user:password@host:port/name?params for github.com/go-sql-driver/mysql."""
+    host = str(db.get("HOST") or "")
+    port = str(db.get("PORT") or "")
+    name = str(db.get("NAME") or "")
+    if not name:
+        raise RelayError(f"DATABASES[{alias!r}] has no NAME; the relay needs the database name.")
+    query: dict[str, str] = {}
+    ignored: list[str] = []
+    options = dict(db.get("OPTIONS") or {})
+    socket = options.pop("unix_socket", None)
+    if host.startswith("/"):
+        socket = host
+    if socket:
+        query["socket"] = str(socket)
+    for key, value in sorted(options.items()):
+        if value is None:
+            continue
+        if key == "ssl" and isinstance(value, Mapping):
+            for part in ("ca", "cert", "key"):
+                if value.get(part):
+                    query[f"ssl-{part}"] = str(value[part])
+            unused = sorted(set(value) - {"ca", "cert", "key"})
+            ignored.extend(f"ssl.{part}" for part in unused)
+            query.setdefault("tls", "true")
+        elif key == "ssl_mode" and str(value).upper() in MYSQL_SSL_MODES:
+            query["tls"] = MYSQL_SSL_MODES[str(value).upper()]
+        elif key == "connect_timeout":
+            query["timeout"] = f"{value}s"
+        elif key == "charset":
+            query["charset"] = str(value)
+        else:
+            ignored.append(str(key))
+    if query.get("tls") == "false":
+        for part in ("ca", "cert", "key"):
+            query.pop(f"ssl-{part}", None)
+    netloc = _userinfo(str(db.get("USER") or ""), str(db.get("PASSWORD") or ""))
+    if not socket:
+        host = host or "localhost"
+        netloc += f"[{host}]" if ":" in host else quote(host, safe="")
+        if port:
+            netloc += f":{port}"
+    url = f"mysql://{netloc}/{quote(name, safe='')}"
+    return (f"{url}?{urlencode(sorted(query.items()))}" if query else url), ignored
 
 
 def _postgres_url(db: Mapping[str, Any]) -> tuple[str, list[str]]:
@@ -125,15 +192,7 @@ def _postgres_url(db: Mapping[str, Any]) -> tuple[str, list[str]]:
             query[key] = str(value)
         else:
             ignored.append(str(key))
-    # Every part is percent-encoded (safe=""), so no character of a password can end the
-    # userinfo, and no "$" can start a ${VAR} in the relay's interpolation.
-    userinfo = ""
-    if user or password:
-        userinfo = quote(user, safe="")
-        if password:
-            userinfo += ":" + quote(password, safe="")
-        userinfo += "@"
-    netloc = userinfo
+    netloc = _userinfo(user, password)
     if host.startswith("/"):  # a Unix socket directory
         query["host"] = host
     elif host:
@@ -199,6 +258,7 @@ def build_invocation(
 __all__ = [
     "DATABASE_URL_ENV",
     "DATABASE_URL_FILE_ENV",
+    "MYSQL_SSL_MODES",
     "RelayError",
     "RelayInvocation",
     "build_invocation",
