@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites against the services started by `scripts/services.sh up`.
-# Usage: scripts/test.sh [go] [python] [e2e] [guarantees]   (default: all)
+# Usage: scripts/test.sh [go] [python] [e2e] [guarantees] [bench]   (default: all)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -9,7 +9,7 @@ export CONVEYOR_BIN="$root/bin/conveyor"
 export CONVEYOR_REPO="$root"
 export CONVEYOR_PYTHON="$root/.venv/bin/python"
 what=("$@")
-[[ ${#what[@]} -eq 0 ]] && what=(go python e2e guarantees)
+[[ ${#what[@]} -eq 0 ]] && what=(go python e2e guarantees bench)
 for w in "${what[@]}"; do
   case "$w" in
     go)
@@ -34,6 +34,16 @@ for w in "${what[@]}"; do
       grep -E '^(--- |PASS|FAIL|ok |GUARANTEE)' build/guarantees.log || true
       if [[ $rc -ne 0 ]]; then echo "guarantees failed; last lines of build/guarantees.log:"; tail -80 build/guarantees.log; exit "$rc"; fi
       cat build/guarantees.md
+      ;;
+    bench)
+      # make bench-quick as a smoke check: every section ran and produced numbers. It
+      # asserts no speed (the machine is shared; speed is make bench's job).
+      echo "== bench-quick (smoke: every section produces numbers)"
+      rm -rf build/bench
+      rc=0
+      BENCH_SIZE=small bench/run.sh -results build/bench >build/bench-quick.log 2>&1 || rc=$?
+      if [[ $rc -ne 0 ]]; then echo "bench-quick failed; last lines of build/bench-quick.log:"; tail -40 build/bench-quick.log; exit "$rc"; fi
+      "$CONVEYOR_PYTHON" bench/check_report.py build/bench/latest.json
       ;;
     *) echo "unknown suite $w" >&2; exit 2 ;;
   esac
