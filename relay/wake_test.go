@@ -58,23 +58,31 @@ func (s *notifyingStore) Claim(ctx context.Context, p *store.ClaimParams) ([]*st
 	return s.Store.Claim(ctx, p)
 }
 
+// runListening runs a relay on b's store with hand-sent commit notifications until the
+// test ends.
+func (b *bundle) runListening() *notifyingStore {
+	b.t.Helper()
+	b.cfg.Listen = true
+	b.cfg.PollInterval = time.Hour // nothing here may depend on polling
+	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
+	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.Run(ctx) })
+	b.t.Cleanup(func() { cancel(); wg.Wait() })
+	return ns
+}
+
 // With notifications, one wake-up costs about one claim: a partial claim took everything
 // committed before it, so the worker goes back to waiting instead of claiming again, and
 // the other worker is not woken for nothing. A run cut at per_key is claimed on at once,
 // without another notification; polling (an hour here) is not what delivers anything.
 func TestListenOneClaimPerWakeup(t *testing.T) {
 	b := setup(t)
-	b.cfg.Listen = true
-	b.cfg.PollInterval = time.Hour
 	b.cfg.Workers = 2
 	b.cfg.ClaimCooldown = -1
-	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
-	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = r.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	ns := b.runListening()
 
 	// The workers' first claims at start find nothing and they wait.
 	require.Eventually(t, func() bool { return ns.claims.Load() >= 2 }, 5*time.Second, 5*time.Millisecond)
@@ -107,17 +115,9 @@ func TestListenOneClaimPerWakeup(t *testing.T) {
 // notifications 20ms apart share claims, and every event still arrives.
 func TestClaimCooldown(t *testing.T) {
 	b := setup(t)
-	b.cfg.Listen = true
-	b.cfg.PollInterval = time.Hour
 	b.cfg.Workers = 1
 	b.cfg.ClaimCooldown = 150 * time.Millisecond
-	ns := &notifyingStore{Store: b.st, notify: make(chan struct{}, 1)}
-	r, err := relay.New(b.cfg, ns, map[string]sink.Sink{"main": b.sink}, relay.Options{Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = r.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	ns := b.runListening()
 	require.Eventually(t, func() bool { return ns.claims.Load() >= 1 }, 5*time.Second, 5*time.Millisecond)
 
 	for i := range 6 {
