@@ -124,7 +124,11 @@ func quote(s string) string {
 }
 
 // GlobToLike translates a Filter.Type glob into a LIKE pattern with \ as the escape.
-func GlobToLike(glob string) string {
+func GlobToLike(glob string) string { return GlobToLikeEscape(glob, '\\') }
+
+// GlobToLikeEscape translates a Filter.Type glob into a LIKE pattern that escapes LIKE's
+// wildcards and the escape character itself with escape.
+func GlobToLikeEscape(glob string, escape rune) string {
 	var b strings.Builder
 	for _, r := range glob {
 		switch r {
@@ -132,8 +136,8 @@ func GlobToLike(glob string) string {
 			b.WriteByte('%')
 		case '?':
 			b.WriteByte('_')
-		case '%', '_', '\\':
-			b.WriteByte('\\')
+		case '%', '_', escape:
+			b.WriteRune(escape)
 			b.WriteRune(r)
 		default:
 			b.WriteRune(r)

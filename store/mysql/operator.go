@@ -40,23 +40,7 @@ const binParam = `CONVERT(? USING utf8mb4) COLLATE utf8mb4_bin`
 
 // globToLike translates a Filter.Type glob into a LIKE pattern with ! as the escape
 // character (a backslash would depend on the NO_BACKSLASH_ESCAPES SQL mode).
-func globToLike(glob string) string {
-	var b strings.Builder
-	for _, r := range glob {
-		switch r {
-		case '*':
-			b.WriteByte('%')
-		case '?':
-			b.WriteByte('_')
-		case '%', '_', '!':
-			b.WriteByte('!')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
+func globToLike(glob string) string { return store.GlobToLikeEscape(glob, '!') }
 
 func (qb *query) filter(f *store.Filter) {
 	if len(f.IDs) > 0 {
