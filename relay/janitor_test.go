@@ -16,17 +16,19 @@ import (
 func TestJanitorAppliesRetentionWhileTheRelayRuns(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.insert(&outbox.Event{Type: "t"}, &outbox.Event{Type: "t"}, &outbox.Event{Type: "t", Key: "k"})
-	b.drain(b.relay())
-	// Two published rows are old, one is recent; one dead row is old.
-	_, err := b.db.Exec(`UPDATE conveyor_event SET published_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days')
- WHERE id IN (SELECT id FROM conveyor_event ORDER BY id LIMIT 2)`)
-	require.NoError(t, err)
+	// In id order, as in life: an old dead row, an old pending one, two old published
+	// rows, then a recent published one, where the purge walk ends.
 	dead := b.insert(&outbox.Event{Type: "d"})
-	_, err = b.db.Exec(`UPDATE conveyor_event SET status = 2, created_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days') WHERE id = ?`, sqlite.HexID(dead[0]))
+	_, err := b.db.Exec(`UPDATE conveyor_event SET status = 2, created_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-40 days') WHERE id = ?`, sqlite.HexID(dead[0]))
 	require.NoError(t, err)
 	pending := b.insert(&outbox.Event{Type: "p", DeliverAt: time.Now().Add(time.Hour)})
 	_, err = b.db.Exec(`UPDATE conveyor_event SET created_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-400 days') WHERE id = ?`, sqlite.HexID(pending[0]))
+	require.NoError(t, err)
+	b.insert(&outbox.Event{Type: "t"}, &outbox.Event{Type: "t"}, &outbox.Event{Type: "t", Key: "k"})
+	b.drain(b.relay())
+	_, err = b.db.Exec(`UPDATE conveyor_event SET published_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days'),
+       created_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days')
+ WHERE id IN (SELECT id FROM conveyor_event WHERE status = 1 ORDER BY id LIMIT 2)`)
 	require.NoError(t, err)
 
 	j := &relay.Janitor{Store: b.st, Published: 24 * time.Hour, Interval: time.Hour, BatchSize: 1, Pause: time.Millisecond,

@@ -241,7 +241,8 @@ type PurgeParams struct {
 	DeadOlderThan time.Duration
 	// AfterID deletes only events with a larger id; zero means from the start.
 	AfterID uuid.UUID
-	// Limit is the batch size. Default DefaultPurgeBatch, at most MaxBatch.
+	// Limit is the batch size: how many rows, in id order, one batch looks at. Default
+	// DefaultPurgeBatch, at most MaxBatch.
 	Limit int
 	// Actor is who acts (conveyor_audit.actor). Required.
 	Actor string
@@ -258,8 +259,51 @@ type PurgeResult struct {
 	Published, Dead int64
 	// LastID is the largest id this batch looked at: pass it as the next AfterID.
 	LastID uuid.UUID
-	// More is true when the batch was full.
+	// More is true when rows past LastID may still be old enough: the batch looked at
+	// Limit rows without reaching a young one (see PurgeWalkEnd).
 	More bool
+}
+
+// PurgeClockMargin is how far the clocks that made the ids (the writers') may run ahead
+// of the database clock before a purge walk stops too early (see PurgeWalkEnd).
+const PurgeClockMargin = time.Hour
+
+// PurgeYoungAge is the age under which a row created that recently ends a purge walk:
+// the smaller retention less PurgeClockMargin. Zero or negative: no row ends it.
+func PurgeYoungAge(p *PurgeParams) time.Duration {
+	age := p.PublishedOlderThan
+	if p.DeadOlderThan > 0 && (age <= 0 || p.DeadOlderThan < age) {
+		age = p.DeadOlderThan
+	}
+	return age - PurgeClockMargin
+}
+
+// PurgeRow is one row of a purge batch's window, in id order.
+type PurgeRow struct {
+	ID uuid.UUID
+	// Eligible: old enough to delete now (published or dead past its cutoff).
+	Eligible bool
+	// Young: created within PurgeYoungAge.
+	Young bool
+}
+
+// PurgeWalkEnd picks a purge batch from a window of at most limit rows read in id order
+// after the previous batch: the eligible rows before the first young row. Ids are UUIDv7
+// (docs/contract.md), so the rows after a young row are younger still (give or take
+// PurgeClockMargin): nothing past it can be old enough, and the walk ends there instead of
+// reading the rest of the table on every janitor run. A row whose id is out of time order
+// is not lost: it is purged by a later run, once the young row has aged too.
+func PurgeWalkEnd(window []PurgeRow, limit int) (picked []uuid.UUID, last uuid.UUID, more bool) {
+	for _, r := range window {
+		if r.Young {
+			return picked, last, false
+		}
+		last = r.ID
+		if r.Eligible {
+			picked = append(picked, r.ID)
+		}
+	}
+	return picked, last, len(window) >= limit
 }
 
 // Deleted is Published + Dead.

@@ -191,6 +191,9 @@ func newProgress(w io.Writer, label string, total int64) *progress {
 }
 
 func (p *progress) add(n int64) {
+	if n == 0 {
+		return // a batch that changed nothing (a purge window of young or pending rows)
+	}
 	p.done += n
 	p.print(false)
 }

@@ -417,6 +417,7 @@ func TestOpsInterruptedRunsResume(t *testing.T) {
 			old := e.many("order.old", "", 5)
 			e.publish(old...)
 			e.exec(`UPDATE conveyor_event SET published_at = ` + e.ago(48*time.Hour) + ` WHERE event_type = 'order.old'`)
+			e.exec(`UPDATE conveyor_event SET created_at = ` + e.ago(72*time.Hour)) // ids are older still
 
 			// replay: stops after the batch in progress and says how to resume.
 			code, errOut := e.interrupted("replay: 3/10 events", "replay", "--type", "order.paid", "--batch-size", "3", "--yes")

@@ -345,10 +345,12 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 	// The cutoffs come from the database clock, like every time that matters. A NULL
 	// cutoff matches nothing.
 	var pubCut, deadCut sql.NullTime
+	var youngCut time.Time // may lie in the future: then no row is young
 	pubAge, deadAge := ceilMicros(p.PublishedOlderThan), ceilMicros(p.DeadOlderThan)
 	err = tx.QueryRowContext(ctx, `SELECT CASE WHEN ? > 0 THEN UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND END,
-       CASE WHEN ? > 0 THEN UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND END`,
-		pubAge, pubAge, deadAge, deadAge).Scan(&pubCut, &deadCut)
+       CASE WHEN ? > 0 THEN UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND END,
+       UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND`,
+		pubAge, pubAge, deadAge, deadAge, store.PurgeYoungAge(p).Microseconds()).Scan(&pubCut, &deadCut, &youngCut)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: %w", err)
 	}
@@ -363,10 +365,39 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 		}
 		return res, tx.Commit()
 	}
+	// The next window of rows in id order, read without locks (InnoDB would lock every
+	// row it reads, pending ones too); store.PurgeWalkEnd picks the batch from it.
+	rows, err := tx.QueryContext(ctx, `SELECT id, COALESCE(`+cond+`, 0), created_at >= ? FROM conveyor_event
+ WHERE id > ? ORDER BY id LIMIT ?`, pubArg, deadArg, youngCut.UTC(), HexID(p.AfterID), limit)
+	if err != nil {
+		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
+	}
+	var window []store.PurgeRow
+	for rows.Next() {
+		var raw string
+		var pr store.PurgeRow
+		if err = rows.Scan(&raw, &pr.Eligible, &pr.Young); err == nil {
+			pr.ID, err = parseID(raw)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("conveyor: purge: select: %w", err)
+		}
+		window = append(window, pr)
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
+	}
+	candidates, last, more := store.PurgeWalkEnd(window, limit)
+	res.LastID, res.More = last, more
+	if len(candidates) == 0 {
+		return res, tx.Commit()
+	}
 	// The locking read sees each row's latest version, so a row an operator just made
 	// pending again is not picked.
-	rows, err := tx.QueryContext(ctx, `SELECT id, status FROM conveyor_event WHERE id > ? AND `+cond+` ORDER BY id LIMIT ? FOR UPDATE`,
-		HexID(p.AfterID), pubArg, deadArg, limit)
+	rows, err = tx.QueryContext(ctx, `SELECT id, status FROM conveyor_event WHERE id IN (`+placeholders(len(candidates))+`) AND `+cond+` FOR UPDATE`,
+		append(hexArgs(candidates), pubArg, deadArg)...)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
@@ -395,11 +426,9 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 	if err = rows.Err(); err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	res.More = len(picked) == limit
 	if len(picked) == 0 {
 		return res, tx.Commit()
 	}
-	res.LastID = picked[len(picked)-1]
 	r, err := tx.ExecContext(ctx, `DELETE FROM conveyor_event WHERE id IN (`+placeholders(len(picked))+`) AND `+cond,
 		append(hexArgs(picked), pubArg, deadArg)...)
 	if err != nil {

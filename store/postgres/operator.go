@@ -280,9 +280,11 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (*store.PurgeRe
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	// The cutoffs come from the database clock, like every time that matters.
 	var pubCut, deadCut *time.Time
+	var youngCut time.Time
 	err = tx.QueryRow(ctx, `SELECT CASE WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8) END,
-       CASE WHEN $2::float8 > 0 THEN now() - make_interval(secs => $2::float8) END`,
-		p.PublishedOlderThan.Seconds(), p.DeadOlderThan.Seconds()).Scan(&pubCut, &deadCut)
+       CASE WHEN $2::float8 > 0 THEN now() - make_interval(secs => $2::float8) END,
+       now() - make_interval(secs => $3::float8)`,
+		p.PublishedOlderThan.Seconds(), p.DeadOlderThan.Seconds(), store.PurgeYoungAge(p).Seconds()).Scan(&pubCut, &deadCut, &youngCut)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: %w", err)
 	}
@@ -296,20 +298,25 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (*store.PurgeRe
 		}
 		return res, tx.Commit(ctx)
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM conveyor_event WHERE id > $3 AND `+cond+` ORDER BY id LIMIT $4`,
-		pubCut, deadCut, p.AfterID, limit)
+	// The next window of rows in id order; store.PurgeWalkEnd picks the batch from it.
+	rows, err := tx.Query(ctx, `SELECT id, (`+cond+`) IS TRUE, created_at >= $3 FROM conveyor_event
+ WHERE id > $4 ORDER BY id LIMIT $5`, pubCut, deadCut, youngCut, p.AfterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	picked, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	window, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.PurgeRow, error) {
+		var pr store.PurgeRow
+		err := r.Scan(&pr.ID, &pr.Eligible, &pr.Young)
+		return pr, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	res.More = len(picked) == limit
+	var picked []uuid.UUID
+	picked, res.LastID, res.More = store.PurgeWalkEnd(window, limit)
 	if len(picked) == 0 {
 		return res, tx.Commit(ctx)
 	}
-	res.LastID = picked[len(picked)-1]
 	// The DELETE re-checks the condition on the newest row version, so a row an operator
 	// just retried (now pending) is left alone.
 	err = tx.QueryRow(ctx, `WITH d AS (DELETE FROM conveyor_event WHERE id = ANY($3::uuid[]) AND `+cond+` RETURNING status)

@@ -374,6 +374,11 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: %w", err)
 	}
+	var youngCut string // may lie in the future: then no row is young
+	if err = tx.QueryRowContext(ctx, `SELECT strftime('%Y-%m-%d %H:%M:%f', 'now', ?)`,
+		fmt.Sprintf("%+.3f seconds", -store.PurgeYoungAge(p).Seconds())).Scan(&youngCut); err != nil {
+		return nil, fmt.Errorf("conveyor: purge: %w", err)
+	}
 	// A pending row matches neither branch: purge never deletes one. A NULL cutoff
 	// matches nothing.
 	const cond = `((status = 1 AND julianday(published_at) < julianday(?)) OR (status = 2 AND julianday(created_at) < julianday(?)))`
@@ -385,20 +390,34 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 		}
 		return res, tx.Commit()
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM conveyor_event WHERE id > ? AND `+cond+` ORDER BY id LIMIT ?`,
-		HexID(p.AfterID), pubCut, deadCut, limit)
+	// The next window of rows in id order; store.PurgeWalkEnd picks the batch from it.
+	rows, err := tx.QueryContext(ctx, `SELECT id, coalesce(`+cond+`, 0), julianday(created_at) >= julianday(?)
+  FROM conveyor_event WHERE id > ? ORDER BY id LIMIT ?`, pubCut, deadCut, youngCut, HexID(p.AfterID), limit)
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	picked, err := collectIDs(rows)
-	if err != nil {
+	var window []store.PurgeRow
+	for rows.Next() {
+		var raw string
+		var pr store.PurgeRow
+		if err = rows.Scan(&raw, &pr.Eligible, &pr.Young); err == nil {
+			pr.ID, err = uuid.Parse(raw)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("conveyor: purge: select: %w", err)
+		}
+		window = append(window, pr)
+	}
+	rows.Close()
+	if err = rows.Err(); err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	res.More = len(picked) == limit
+	var picked []uuid.UUID
+	picked, res.LastID, res.More = store.PurgeWalkEnd(window, limit)
 	if len(picked) == 0 {
 		return res, tx.Commit()
 	}
-	res.LastID = picked[len(picked)-1]
 	args := append([]any{pubCut, deadCut}, hexArgs(picked)...)
 	rows, err = tx.QueryContext(ctx, `DELETE FROM conveyor_event WHERE `+cond+` AND id IN (`+placeholders(len(picked))+`) RETURNING status`, args...)
 	if err != nil {

@@ -353,6 +353,44 @@ func exerciseOperator(t *testing.T, h Harness) {
 		require.Equal(t, a[:2], got)
 	})
 
+	t.Run("PurgeWalkEndsAtTheFirstYoungRow", func(t *testing.T) {
+		// Ids are UUIDv7, so past the first row created after the cutoff (less the clock
+		// margin) nothing can be old enough: the walk ends there rather than reading the
+		// rest of the table. A row out of id order waits for a later run.
+		t.Parallel()
+		b := h.setup(t)
+		op, ctx := b.op(), context.Background()
+		old := b.insert(&outbox.Event{Type: "t"}, &outbox.Event{Type: "t"})
+		young := b.insert(&outbox.Event{Type: "t"})
+		late := b.insert(&outbox.Event{Type: "t"})
+		b.publishAll()
+		for _, id := range append(old, late...) {
+			b.exec(`UPDATE conveyor_event SET published_at = `+b.ago(48*time.Hour)+`, created_at = `+b.ago(48*time.Hour)+` WHERE id = ?`, b.idArg(id))
+		}
+		res, err := op.Purge(ctx, &store.PurgeParams{PublishedOlderThan: 24 * time.Hour, Actor: actor, Limit: 100})
+		require.NoError(t, err)
+		require.Equal(t, int64(2), res.Published)
+		require.False(t, res.More, "the walk ends at the young row")
+		require.Equal(t, old[1], res.LastID)
+		require.Equal(t, 2, b.count("status = 1"), "the young row and the one after it stay")
+
+		// Once the young row is old too, the walk goes on past it.
+		b.exec(`UPDATE conveyor_event SET published_at = `+b.ago(30*time.Hour)+`, created_at = `+b.ago(30*time.Hour)+` WHERE id = ?`, b.idArg(young[0]))
+		res, err = op.Purge(ctx, &store.PurgeParams{PublishedOlderThan: 24 * time.Hour, Actor: actor, Limit: 100})
+		require.NoError(t, err)
+		require.Equal(t, int64(2), res.Published)
+		require.Zero(t, b.count("status = 1"))
+
+		// A window of Limit rows that holds no young row says there may be more.
+		b.insert(&outbox.Event{Type: "t"}, &outbox.Event{Type: "t"}, &outbox.Event{Type: "t"})
+		b.publishAll()
+		b.exec(`UPDATE conveyor_event SET published_at = ` + b.ago(48*time.Hour) + `, created_at = ` + b.ago(48*time.Hour))
+		res, err = op.Purge(ctx, &store.PurgeParams{PublishedOlderThan: 24 * time.Hour, Actor: actor, Limit: 2})
+		require.NoError(t, err)
+		require.Equal(t, int64(2), res.Published)
+		require.True(t, res.More)
+	})
+
 	t.Run("PurgeNeverPendingLeavesDead", func(t *testing.T) {
 		t.Parallel()
 		b := h.setup(t)
