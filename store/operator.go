@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -285,6 +286,27 @@ type PurgeRow struct {
 	Eligible bool
 	// Young: created within PurgeYoungAge.
 	Young bool
+}
+
+// ScanPurgeWindow reads a purge window from database/sql rows of (id as text, eligible,
+// young) and closes them.
+func ScanPurgeWindow(rows *sql.Rows) ([]PurgeRow, error) {
+	defer rows.Close()
+	var window []PurgeRow
+	for rows.Next() {
+		var raw string
+		var pr PurgeRow
+		if err := rows.Scan(&raw, &pr.Eligible, &pr.Young); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("row id %q is not a uuid: %w", raw, err)
+		}
+		pr.ID = id
+		window = append(window, pr)
+	}
+	return window, rows.Err()
 }
 
 // PurgeWalkEnd picks a purge batch from a window of at most limit rows read in id order

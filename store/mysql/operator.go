@@ -372,21 +372,8 @@ func (s *Store) Purge(ctx context.Context, p *store.PurgeParams) (_ *store.Purge
 	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
-	var window []store.PurgeRow
-	for rows.Next() {
-		var raw string
-		var pr store.PurgeRow
-		if err = rows.Scan(&raw, &pr.Eligible, &pr.Young); err == nil {
-			pr.ID, err = parseID(raw)
-		}
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("conveyor: purge: select: %w", err)
-		}
-		window = append(window, pr)
-	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
+	window, err := store.ScanPurgeWindow(rows)
+	if err != nil {
 		return nil, fmt.Errorf("conveyor: purge: select: %w", err)
 	}
 	candidates, last, more := store.PurgeWalkEnd(window, limit)
